@@ -1,0 +1,124 @@
+"""python -m model_training {index,calibrate-crop,train,evaluate,export} — run from the repo root."""
+
+from __future__ import annotations
+
+import argparse
+import random
+import sys
+from pathlib import Path
+
+DEFAULT_DATA = Path("../shared/data/UTKFace")
+DEFAULT_MANIFEST = Path("manifests/utkface.csv")
+DEFAULT_CROP = Path("manifests/crop_calibration.json")
+
+
+def cmd_index(args: argparse.Namespace) -> None:
+    from model_training.dataset import index_folder, split_faces, summary, write_manifest
+
+    faces, report = index_folder(args.data_root)
+    faces = split_faces(faces, seed=args.seed)
+    write_manifest(faces, args.manifest)
+    print(summary(faces, report))
+    print(f"wrote {args.manifest}")
+
+
+def cmd_calibrate_crop(args: argparse.Namespace) -> None:
+    from model_training import calibrate
+    from model_training.dataset import read_manifest
+
+    faces = read_manifest(args.manifest, "train")
+    faces = random.Random(args.seed).sample(faces, min(args.limit, len(faces)))
+    spec, info = calibrate.calibrate(faces, args.data_root)
+    calibrate.save(spec, info, args.out)
+    print(f"crop {spec} from {info['detected']}/{info['faces']} detected chips → {args.out}")
+
+
+def cmd_train(args: argparse.Namespace) -> None:
+    from model_training.config import load_recipe, override
+    from model_training.train import train
+
+    recipe = override(
+        load_recipe(args.recipe),
+        input_size=args.input_size,
+        batch_size=args.batch_size,
+        weights=args.weights,
+        epochs=args.epochs,
+        manifest=args.manifest and str(args.manifest),
+        data_root=args.data_root and str(args.data_root),
+    )
+    run_dir = args.run_dir or Path("runs") / recipe.name
+    train(recipe, run_dir, limit=args.limit)
+
+
+def cmd_evaluate(args: argparse.Namespace) -> None:
+    from model_training.evaluate import evaluate
+
+    evaluate(args.model_dir, args.manifest, args.data_root, args.split, args.out, args.limit, record=args.record)
+
+
+def cmd_export(args: argparse.Namespace) -> None:
+    from model_training import calibrate
+    from model_training.export import export
+
+    spec, source = calibrate.load(args.crop)
+    export(args.run_dir, args.out, spec, source, version=args.version, name=args.name)
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(prog="python -m model_training", description=__doc__)
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    p = sub.add_parser("index", help="index a UTKFace folder and write the split manifest")
+    p.add_argument("--data-root", type=Path, default=DEFAULT_DATA)
+    p.add_argument("--manifest", type=Path, default=DEFAULT_MANIFEST, help="CSV to write")
+    p.add_argument("--seed", type=int, default=42)
+    p.set_defaults(func=cmd_index)
+
+    p = sub.add_parser("calibrate-crop", help="measure how a detector box maps to the training framing")
+    p.add_argument("--data-root", type=Path, default=DEFAULT_DATA)
+    p.add_argument("--manifest", type=Path, default=DEFAULT_MANIFEST)
+    p.add_argument("--limit", type=int, default=2000, help="training faces to measure")
+    p.add_argument("--seed", type=int, default=42)
+    p.add_argument("--out", type=Path, default=DEFAULT_CROP)
+    p.set_defaults(func=cmd_calibrate_crop)
+
+    p = sub.add_parser("train", help="run or resume the DEX stages of a recipe")
+    p.add_argument("recipe", help="a recipe file, or a built-in name: mobilenet_v2, resnet50")
+    p.add_argument("--run-dir", type=Path, help="run folder (default runs/RECIPE_NAME); an existing one resumes")
+    p.add_argument("--weights", help="override the backbone init: imagenet, none, or a weights file")
+    p.add_argument("--input-size", type=int)
+    p.add_argument("--batch-size", type=int)
+    p.add_argument("--epochs", type=int, help="epochs for every stage (for smoke runs)")
+    p.add_argument("--limit", type=int, help="train on this many faces (and a quarter as many val faces)")
+    p.add_argument("--manifest", type=Path)
+    p.add_argument("--data-root", type=Path)
+    p.set_defaults(func=cmd_train)
+
+    p = sub.add_parser("evaluate", help="evaluate a model directory on a manifest split")
+    p.add_argument("model_dir", type=Path)
+    p.add_argument("--split", default="test", choices=["train", "val", "test"])
+    p.add_argument("--manifest", type=Path, default=DEFAULT_MANIFEST)
+    p.add_argument("--data-root", type=Path, default=DEFAULT_DATA)
+    p.add_argument("--out", type=Path, help="report folder (default MODEL_DIR/evaluation)")
+    p.add_argument("--limit", type=int)
+    p.add_argument("--record", action="store_true", help="also write the metrics into MODEL_DIR/model.json")
+    p.set_defaults(func=cmd_evaluate)
+
+    p = sub.add_parser("export", help="export a run's best weights as a model directory")
+    p.add_argument("run_dir", type=Path)
+    p.add_argument("--out", type=Path, required=True, help="model directory to write (replaced)")
+    p.add_argument("--version", default="0.1.0")
+    p.add_argument("--name", help="model name (default: the recipe's)")
+    p.add_argument("--crop", type=Path, default=DEFAULT_CROP, help="crop calibration JSON")
+    p.set_defaults(func=cmd_export)
+
+    args = parser.parse_args(argv)
+    try:
+        args.func(args)
+    except (FileNotFoundError, ValueError, RuntimeError) as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        raise SystemExit(1) from None
+
+
+if __name__ == "__main__":
+    main()

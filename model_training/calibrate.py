@@ -1,0 +1,69 @@
+"""Measure the crop: where the service's detector puts its box on a training face.
+
+Each training chip is padded with a replicated border (the Haar cascade finds few faces in a
+bare 200 px chip, most once it has context), the detector runs on it, and the chip's own frame is
+expressed relative to the box. The medians make the `CropSpec` that reproduces the training
+framing from a detector box.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import cv2
+import numpy as np
+
+from model_training.crop import CropSpec, read_rgb
+from model_training.dataset import Face
+from model_training.detect import FaceDetector
+
+PAD = 0.5  # border added on each side, as a share of the chip side
+
+
+def measure_chip(image: np.ndarray, detector: FaceDetector) -> tuple[float, float, float] | None:
+    """(scale, shift_x, shift_y) of the chip frame relative to the detected box, or None."""
+    h, w = image.shape[:2]
+    pad = int(PAD * max(h, w))
+    padded = cv2.copyMakeBorder(image, pad, pad, pad, pad, cv2.BORDER_REPLICATE)
+    detections = detector.detect(padded)
+    if not detections:
+        return None
+    cx, cy = pad + w / 2, pad + h / 2
+    box = min(
+        (d.box for d in detections),
+        key=lambda b: (b.x + b.width / 2 - cx) ** 2 + (b.y + b.height / 2 - cy) ** 2,
+    )
+    side = max(box.width, box.height)
+    return (
+        max(h, w) / side,
+        (cx - (box.x + box.width / 2)) / box.width,
+        (cy - (box.y + box.height / 2)) / box.height,
+    )
+
+
+def calibrate(faces: list[Face], data_root: Path, detector: FaceDetector | None = None) -> tuple[CropSpec, dict]:
+    detector = detector or FaceDetector()
+    found = [m for f in faces if (m := measure_chip(read_rgb(str(data_root / f.path)), detector))]
+    if not found:
+        raise ValueError("the detector found no face on any chip")
+    values = np.array(found)
+    median = np.median(values, axis=0)
+    spec = CropSpec(scale=round(float(median[0]), 4), shift_x=round(float(median[1]), 4), shift_y=round(float(median[2]), 4))
+    info = {
+        "faces": len(faces),
+        "detected": len(found),
+        "detection_rate": round(len(found) / len(faces), 4),
+        "scale_iqr": [round(float(q), 4) for q in np.percentile(values[:, 0], [25, 75])],
+        "detector": {"cascade": "haarcascade_frontalface_default", "pad": PAD},
+    }
+    return spec, info
+
+
+def save(spec: CropSpec, info: dict, path: Path) -> None:
+    path.write_text(json.dumps({**spec.to_dict(), "source": info}, indent=2) + "\n")
+
+
+def load(path: Path) -> tuple[CropSpec, dict]:
+    data = json.loads(Path(path).read_text())
+    return CropSpec.from_dict(data), data.get("source", {})

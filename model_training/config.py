@@ -1,0 +1,94 @@
+"""Training recipes: TOML files in `model_training/recipes/`, resolved into one dataclass."""
+
+from __future__ import annotations
+
+import json
+import tomllib
+from dataclasses import asdict, dataclass, field, fields, replace
+from pathlib import Path
+
+RECIPES = Path(__file__).parent / "recipes"
+
+
+@dataclass(frozen=True)
+class Stage:
+    name: str
+    train: str  # "head": backbone frozen; "all": the whole network (batch norm stays frozen)
+    epochs: int
+    learning_rate: float
+    patience: int = 3
+
+
+@dataclass(frozen=True)
+class Augment:
+    crop_scale: tuple[float, float] = (0.9, 1.1)  # side of the random square / side of the chip
+    crop_shift: float = 0.05  # largest centre shift, as a share of the chip side
+    flip: bool = True
+    rotation_deg: float = 10.0
+    brightness: float = 0.15  # largest change, as a share of the 0..255 range
+    contrast: float = 0.2  # contrast factor drawn from [1 - c, 1 + c]
+
+
+@dataclass(frozen=True)
+class Recipe:
+    name: str
+    backbone: str  # "mobilenet_v2" or "resnet50"
+    weights: str  # "imagenet", "none", or a path to a Keras weights file
+    normalization: str  # "tf" ([-1, 1]), "torch" (ImageNet mean/std), "caffe" (BGR, mean-subtracted)
+    input_size: int = 224
+    min_age: int = 0
+    max_age: int = 100
+    dropout: float = 0.2
+    batch_size: int = 32
+    seed: int = 1337
+    manifest: str = "manifests/utkface.csv"
+    data_root: str = "../shared/data/UTKFace"
+    augment: Augment = field(default_factory=Augment)
+    stages: tuple[Stage, ...] = ()
+
+    @property
+    def ages(self) -> list[int]:
+        return list(range(self.min_age, self.max_age + 1))
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+    def dumps(self) -> str:
+        return json.dumps(self.to_dict(), indent=2)
+
+
+def _build(data: dict) -> Recipe:
+    data = dict(data)
+    augment = dict(data.pop("augment", {}))
+    if "crop_scale" in augment:
+        augment["crop_scale"] = tuple(augment["crop_scale"])
+    stages = tuple(Stage(**s) for s in data.pop("stages", []))
+    known = {f.name for f in fields(Recipe)}
+    unknown = set(data) - known
+    if unknown:
+        raise ValueError(f"unknown recipe keys: {sorted(unknown)}")
+    recipe = Recipe(**data, augment=Augment(**augment), stages=stages)
+    for stage in recipe.stages:
+        if stage.train not in {"head", "all"}:
+            raise ValueError(f"stage {stage.name}: train must be 'head' or 'all', not {stage.train!r}")
+    return recipe
+
+
+def load_recipe(path: str | Path) -> Recipe:
+    """A recipe by file path, or by name from the built-in recipes (e.g. "mobilenet_v2")."""
+    path = Path(path)
+    if not path.exists() and (RECIPES / f"{path.name}.toml").exists():
+        path = RECIPES / f"{path.name}.toml"
+    if path.suffix == ".json":
+        return _build(json.loads(path.read_text()))
+    with path.open("rb") as fh:
+        return _build(tomllib.load(fh))
+
+
+def override(recipe: Recipe, **changes) -> Recipe:
+    """Apply command-line overrides (None means: keep the recipe's value)."""
+    changes = {k: v for k, v in changes.items() if v is not None}
+    epochs = changes.pop("epochs", None)
+    if epochs is not None:
+        changes["stages"] = tuple(replace(s, epochs=epochs) for s in recipe.stages)
+    return replace(recipe, **changes)

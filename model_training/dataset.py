@@ -1,0 +1,157 @@
+"""UTKFace → a cleaned, de-duplicated index and a seeded, age-stratified split manifest.
+
+The raw folder is never modified. The manifest (CSV: path, sha256, age, split) is the one record
+of which face is in which split; every model and report refers to it.
+"""
+
+from __future__ import annotations
+
+import csv
+import hashlib
+import random
+import re
+from collections import Counter, defaultdict
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from pathlib import Path
+
+import cv2
+import numpy as np
+
+SPLITS = ("train", "val", "test")
+FIELDS = ("path", "sha256", "age", "split")
+_AGE = re.compile(r"^\s*(\d+)")
+
+
+@dataclass(frozen=True)
+class Face:
+    path: str  # relative to the data folder
+    sha256: str
+    age: int
+    split: str = ""
+
+
+@dataclass
+class IndexReport:
+    files: int = 0
+    unparsable: int = 0
+    undecodable: int = 0
+    duplicates_dropped: int = 0  # extra copies of a group whose ages agree
+    conflicts_dropped: int = 0  # every file of a group whose ages disagree
+    kept: int = 0
+
+
+def parse_age(name: str) -> int | None:
+    """The age is the leading integer of `AGE_GENDER_RACE_DATETIME.jpg.chip.jpg`.
+
+    Malformed names (a missing field, a stray space, a missing dot) still begin with the age.
+    """
+    match = _AGE.match(name)
+    return int(match.group(1)) if match else None
+
+
+def _hash_and_check(path: Path) -> tuple[str, bool]:
+    data = path.read_bytes()
+    decodable = cv2.imdecode(np.frombuffer(data, np.uint8), cv2.IMREAD_COLOR) is not None
+    return hashlib.sha256(data).hexdigest(), decodable
+
+
+def index_folder(root: Path, workers: int = 8) -> tuple[list[Face], IndexReport]:
+    """Every decodable, labelled, unambiguous face of `root`, sorted by path."""
+    report = IndexReport()
+    candidates: list[tuple[Path, int]] = []
+    for path in sorted(p for p in root.rglob("*") if p.is_file() and p.suffix.lower() in {".jpg", ".jpeg", ".png"}):
+        report.files += 1
+        age = parse_age(path.name)
+        if age is None:
+            report.unparsable += 1
+        else:
+            candidates.append((path, age))
+    with ThreadPoolExecutor(workers) as pool:
+        checked = list(pool.map(lambda c: _hash_and_check(c[0]), candidates))
+
+    groups: dict[str, list[Face]] = defaultdict(list)
+    for (path, age), (digest, decodable) in zip(candidates, checked):
+        if not decodable:
+            report.undecodable += 1
+            continue
+        groups[digest].append(Face(path.relative_to(root).as_posix(), digest, age))
+
+    faces = []
+    for group in groups.values():
+        if len({f.age for f in group}) > 1:
+            report.conflicts_dropped += len(group)
+            continue
+        report.duplicates_dropped += len(group) - 1
+        faces.append(min(group, key=lambda f: f.path))
+    faces.sort(key=lambda f: f.path)
+    report.kept = len(faces)
+    return faces, report
+
+
+def split_faces(faces: list[Face], seed: int, fractions: tuple[float, float, float] = (0.8, 0.1, 0.1)) -> list[Face]:
+    """Seeded split stratified by age: within each age the faces are shuffled and dealt out.
+
+    Faces are ordered by (age, random key) and dealt in a repeating pattern of 20 slots whose
+    shares are `fractions`, so every age and the whole set get the same proportions (±1 face).
+    """
+    rng = random.Random(seed)
+    keyed = sorted(faces, key=lambda f: (f.age, f.sha256))
+    by_age: dict[int, list[Face]] = defaultdict(list)
+    for face in keyed:
+        by_age[face.age].append(face)
+    slots = 20
+    counts = [round(fr * slots) for fr in fractions]
+    counts[0] = slots - sum(counts[1:])
+    pattern = [name for name, n in zip(SPLITS, counts) for _ in range(n)]
+    rng.shuffle(pattern)
+    out, position = [], rng.randrange(slots)
+    for age in sorted(by_age):
+        group = by_age[age]
+        rng.shuffle(group)
+        for face in group:
+            out.append(Face(face.path, face.sha256, face.age, pattern[position % slots]))
+            position += 1
+    out.sort(key=lambda f: f.path)
+    return out
+
+
+def write_manifest(faces: list[Face], path: Path) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with path.open("w", newline="") as fh:
+        writer = csv.writer(fh, lineterminator="\n")
+        writer.writerow(FIELDS)
+        for f in faces:
+            writer.writerow((f.path, f.sha256, f.age, f.split))
+
+
+def read_manifest(path: Path, split: str | None = None) -> list[Face]:
+    with Path(path).open(newline="") as fh:
+        rows = list(csv.DictReader(fh))
+    faces = [Face(r["path"], r["sha256"], int(r["age"]), r["split"]) for r in rows]
+    return [f for f in faces if split is None or f.split == split]
+
+
+def file_sha256(path: Path) -> str:
+    return hashlib.sha256(Path(path).read_bytes()).hexdigest()
+
+
+def summary(faces: list[Face], report: IndexReport | None = None) -> str:
+    """A short text summary: counts, what was dropped, an age histogram per split."""
+    lines = []
+    if report:
+        lines.append(
+            f"files {report.files}, unparsable names {report.unparsable}, undecodable {report.undecodable}, "
+            f"duplicate copies dropped {report.duplicates_dropped}, conflicting-age duplicates dropped "
+            f"{report.conflicts_dropped}, kept {report.kept}"
+        )
+    counts = Counter(f.split for f in faces)
+    lines.append("split counts: " + ", ".join(f"{s} {counts.get(s, 0)}" for s in SPLITS))
+    bands = [(lo, lo + 9) for lo in range(0, 70, 10)] + [(70, 200)]
+    header = "ages    " + "".join(f"{f'{lo}-{hi}' if hi < 200 else f'{lo}+':>8}" for lo, hi in bands)
+    lines.append(header)
+    for split in SPLITS:
+        ages = [f.age for f in faces if f.split == split]
+        row = "".join(f"{sum(lo <= a <= hi for a in ages):>8}" for lo, hi in bands)
+        lines.append(f"{split:<8}{row}")
+    return "\n".join(lines)

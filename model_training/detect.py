@@ -1,0 +1,81 @@
+"""Face detection with OpenCV's Haar cascade, shared by crop calibration and the service.
+
+`cv2.CascadeClassifier` is not safe to share between threads (OpenCV 4.14 asserts inside
+`detectMultiScale` under concurrent use), so each thread gets its own instance.
+"""
+
+from __future__ import annotations
+
+import threading
+from dataclasses import dataclass
+
+import cv2
+import numpy as np
+
+from model_training.crop import Box
+
+CASCADE = "haarcascade_frontalface_default.xml"
+
+
+@dataclass(frozen=True)
+class Detection:
+    box: Box
+    score: float
+
+
+class FaceDetector:
+    """Haar frontal-face detector run on a copy downscaled to at most `max_side` pixels.
+
+    Boxes are mapped back to the original image's coordinates and sorted largest first.
+    """
+
+    def __init__(
+        self,
+        max_side: int = 640,
+        scale_factor: float = 1.1,
+        min_neighbors: int = 5,
+        min_size: int = 24,
+    ) -> None:
+        self.max_side = max_side
+        self.scale_factor = scale_factor
+        self.min_neighbors = min_neighbors
+        self.min_size = min_size
+        self._path = cv2.data.haarcascades + CASCADE
+        self._local = threading.local()
+        self._cascade()  # fail at construction, not at the first request, if the file is missing
+
+    def _cascade(self) -> cv2.CascadeClassifier:
+        cascade = getattr(self._local, "cascade", None)
+        if cascade is None:
+            cascade = cv2.CascadeClassifier(self._path)
+            if cascade.empty():
+                raise RuntimeError(f"cannot load Haar cascade {self._path}")
+            self._local.cascade = cascade
+        return cascade
+
+    def detect(self, rgb: np.ndarray) -> list[Detection]:
+        h, w = rgb.shape[:2]
+        factor = min(1.0, self.max_side / max(h, w))
+        gray = cv2.cvtColor(rgb, cv2.COLOR_RGB2GRAY)
+        if factor < 1.0:
+            gray = cv2.resize(gray, (round(w * factor), round(h * factor)), interpolation=cv2.INTER_AREA)
+        gray = cv2.equalizeHist(gray)
+        boxes, _, weights = self._cascade().detectMultiScale3(
+            gray,
+            scaleFactor=self.scale_factor,
+            minNeighbors=self.min_neighbors,
+            minSize=(self.min_size, self.min_size),
+            outputRejectLevels=True,
+        )
+        detections = []
+        for (x, y, bw, bh), weight in zip(np.asarray(boxes).reshape(-1, 4), np.ravel(weights)):
+            box = Box(
+                x=int(round(x / factor)),
+                y=int(round(y / factor)),
+                width=int(round(bw / factor)),
+                height=int(round(bh / factor)),
+            )
+            box = Box(box.x, box.y, min(box.width, w - box.x), min(box.height, h - box.y))
+            detections.append(Detection(box=box, score=float(weight)))
+        detections.sort(key=lambda d: d.box.width * d.box.height, reverse=True)
+        return detections

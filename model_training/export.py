@@ -1,0 +1,110 @@
+"""Export trained weights as a model directory and check that the SavedModel matches Keras."""
+
+from __future__ import annotations
+
+import json
+import shutil
+from datetime import datetime, timezone
+from pathlib import Path
+
+import keras
+import numpy as np
+import tensorflow as tf
+
+from model_training.config import Recipe, load_recipe
+from model_training.crop import CropSpec, crop_whole, read_rgb
+from model_training.dataset import file_sha256, read_manifest
+from model_training.model import build_model
+from model_training.model_dir import CARD, SAVED_MODEL, AgeModel
+from model_training.train import MONITOR, read_history
+
+PARITY_ATOL = 1e-5
+
+
+def _sample_faces(recipe: Recipe, n: int = 8) -> np.ndarray:
+    """A few real validation faces for the parity check, or noise when the data is absent."""
+    size = recipe.input_size
+    try:
+        faces = read_manifest(Path(recipe.manifest), "val")[:n]
+        images = [crop_whole(read_rgb(str(Path(recipe.data_root) / f.path)), size) for f in faces]
+        if images:
+            return np.stack(images).astype(np.float32)
+    except (OSError, ValueError):
+        pass
+    return np.random.default_rng(0).uniform(0, 255, (n, size, size, 3)).astype(np.float32)
+
+
+def write_saved_model(model: keras.Model, path: Path, input_size: int) -> None:
+    archive = keras.export.ExportArchive()
+    archive.track(model)
+    archive.add_endpoint(
+        name="serving_default",
+        fn=lambda image: model(image, training=False),
+        input_signature=[tf.TensorSpec([None, input_size, input_size, 3], tf.float32, name="image")],
+    )
+    archive.write_out(str(path), verbose=False)
+
+
+def export(
+    run_dir: Path,
+    out_dir: Path,
+    crop: CropSpec,
+    crop_source: dict,
+    version: str,
+    name: str | None = None,
+    log=print,
+) -> dict:
+    """Build the model from the run's config and best weights, write MODEL_DIR, verify, return the card."""
+    recipe = load_recipe(run_dir / "config.json")
+    model = build_model(recipe, weights="none")
+    model.load_weights(run_dir / "best.weights.h5")
+
+    if out_dir.exists():
+        shutil.rmtree(out_dir)
+    out_dir.mkdir(parents=True)
+    write_saved_model(model, out_dir / SAVED_MODEL, recipe.input_size)
+
+    history = read_history(run_dir)
+    scored = [r for r in history if r.get(MONITOR)]
+    best = min(scored, key=lambda r: float(r[MONITOR])) if scored else None
+    manifest = read_manifest(Path(recipe.manifest))
+    card = {
+        "name": name or recipe.name,
+        "version": version,
+        "backbone": recipe.backbone,
+        "input_size": recipe.input_size,
+        "ages": recipe.ages,
+        "crop": {**crop.to_dict(), "source": crop_source},
+        "preprocessing": (
+            "Input: RGB 0..255 float32, a face crop resized to input_size (area averaging when shrinking, "
+            "bilinear when growing). Crop: side = scale * max(box width, height), centre moved by "
+            "(shift_x * width, shift_y * height) from the detector box's centre, border replicated "
+            f"outside the image. The backbone's '{recipe.normalization}' normalisation is inside the graph."
+        ),
+        "training": {
+            "recipe": recipe.to_dict(),
+            "init_weights": recipe.weights,
+            "manifest": recipe.manifest,
+            "manifest_sha256": file_sha256(Path(recipe.manifest)),
+            "counts": {s: sum(f.split == s for f in manifest) for s in ("train", "val", "test")},
+            "limit": json.loads((run_dir / "state.json").read_text()).get("limit"),
+            "epochs": {s.name: sum(r["stage"] == s.name for r in history) for s in recipe.stages},
+            "best_epoch": best and {"stage": best["stage"], "epoch": int(best["epoch"])},
+        },
+        "metrics": {"validation": {"mae": float(best[MONITOR])} if best else {}},
+        "created": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+    }
+    (out_dir / CARD).write_text(json.dumps(card, indent=2) + "\n")
+
+    images = _sample_faces(recipe)
+    keras_out = model(images, training=False)
+    loaded = AgeModel(out_dir)
+    probabilities, expected = loaded.predict(images)
+    diff = max(
+        float(np.abs(probabilities - np.asarray(keras_out["probabilities"])).max()),
+        float(np.abs(expected - np.asarray(keras_out["expected_age"])).max()),
+    )
+    if diff > PARITY_ATOL * max(1.0, float(np.abs(expected).max())):
+        raise RuntimeError(f"exported SavedModel differs from the Keras model by {diff:g}")
+    log(f"exported {out_dir}: SavedModel reloaded, max difference to Keras {diff:.2e} on {len(images)} faces")
+    return card

@@ -1,0 +1,114 @@
+"""The DEX model: raw RGB face crop → backbone → pooled features → softmax over ages → E[age].
+
+The backbone's input normalisation is part of the graph, so callers feed RGB 0..255 and never
+need to know which normalisation a backbone wants.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import keras
+import numpy as np
+from keras import layers, ops
+
+from model_training.config import Recipe
+
+BACKBONES = {
+    "mobilenet_v2": keras.applications.MobileNetV2,
+    "resnet50": keras.applications.ResNet50,
+}
+_IMAGENET_MEAN = (0.485, 0.456, 0.406)
+_IMAGENET_STD = (0.229, 0.224, 0.225)
+_CAFFE_MEAN_BGR = (103.939, 116.779, 123.68)
+
+
+class WeightsUnavailable(RuntimeError):
+    """ImageNet weights could not be downloaded (typically: no internet)."""
+
+
+@keras.saving.register_keras_serializable(package="dex")
+class Normalize(layers.Layer):
+    """Map RGB 0..255 to what the backbone's weights were trained on."""
+
+    def __init__(self, mode: str, **kwargs) -> None:
+        super().__init__(**kwargs)
+        if mode not in {"tf", "torch", "caffe"}:
+            raise ValueError(f"unknown normalization {mode!r}: use tf, torch or caffe")
+        self.mode = mode
+
+    def call(self, x):
+        if self.mode == "tf":
+            return x / 127.5 - 1.0
+        if self.mode == "torch":
+            return (x / 255.0 - np.array(_IMAGENET_MEAN, "float32")) / np.array(_IMAGENET_STD, "float32")
+        return ops.flip(x, axis=-1) - np.array(_CAFFE_MEAN_BGR, "float32")
+
+    def get_config(self) -> dict:
+        return {**super().get_config(), "mode": self.mode}
+
+
+@keras.saving.register_keras_serializable(package="dex")
+class ExpectedValue(layers.Layer):
+    """Σ pᵢ·ageᵢ: the DEX answer, computed in the graph so every runtime returns it."""
+
+    def __init__(self, ages: list[int], **kwargs) -> None:
+        super().__init__(**kwargs)
+        self.ages = [int(a) for a in ages]
+
+    def call(self, probabilities):
+        return ops.sum(probabilities * np.array(self.ages, "float32"), axis=-1)
+
+    def get_config(self) -> dict:
+        return {**super().get_config(), "ages": self.ages}
+
+
+def build_backbone(name: str, weights: str, input_size: int) -> keras.Model:
+    if name not in BACKBONES:
+        raise ValueError(f"unknown backbone {name!r}: use one of {sorted(BACKBONES)}")
+    shape = (input_size, input_size, 3)
+    if weights == "none":
+        return BACKBONES[name](include_top=False, weights=None, input_shape=shape, pooling="avg")
+    if weights == "imagenet":
+        try:
+            return BACKBONES[name](include_top=False, weights="imagenet", input_shape=shape, pooling="avg")
+        except Exception as exc:  # Keras raises a bare Exception for a failed download
+            raise WeightsUnavailable(
+                f"could not download Keras' ImageNet weights for {name} ({exc}). Without internet, "
+                f"pass a local weights file instead (recipe key `weights` or --weights PATH; for "
+                f"mobilenet_v2 see ../shared/weights/README.md), or --weights none to start from scratch."
+            ) from exc
+    if not Path(weights).is_file():
+        raise FileNotFoundError(f"weights file not found: {weights}")
+    backbone = BACKBONES[name](include_top=False, weights=None, input_shape=shape, pooling="avg")
+    backbone.load_weights(weights)
+    return backbone
+
+
+def build_model(recipe: Recipe, weights: str | None = None) -> keras.Model:
+    """The DEX network; `weights` overrides the recipe's backbone initialisation."""
+    size = recipe.input_size
+    backbone = build_backbone(recipe.backbone, weights or recipe.weights, size)
+    backbone.name = "backbone"
+    image = keras.Input((size, size, 3), name="image")
+    x = Normalize(recipe.normalization, name="normalize")(image)
+    x = backbone(x)
+    x = layers.Dropout(recipe.dropout, name="dropout")(x)
+    probabilities = layers.Dense(len(recipe.ages), activation="softmax", name="probabilities")(x)
+    expected_age = ExpectedValue(recipe.ages, name="expected_age")(probabilities)
+    return keras.Model(image, {"probabilities": probabilities, "expected_age": expected_age}, name=recipe.name)
+
+
+def set_trainable(model: keras.Model, part: str) -> None:
+    """Freeze the backbone ("head") or unfreeze it ("all") with every BatchNormalization frozen.
+
+    In Keras 3 a trainable backbone called with training=False still runs its batch norm on batch
+    statistics while the outer model trains, and fine-tuning collapses; a non-trainable BN layer
+    always runs in inference mode.
+    """
+    backbone = model.get_layer("backbone")
+    backbone.trainable = part == "all"
+    if part == "all":
+        for layer in backbone.layers:
+            if isinstance(layer, layers.BatchNormalization):
+                layer.trainable = False

@@ -1,0 +1,145 @@
+"""The DEX training stages, with a run folder that records everything and can be resumed.
+
+runs/NAME/
+  config.json     the resolved recipe (a resumed run reads it back, so it trains what it began)
+  history.csv     one row per epoch: stage, epoch, learning rate, losses, MAE, seconds
+  curves.png      loss and MAE per epoch, stages marked
+  best.weights.h5 the best weights so far by validation MAE, across all stages
+  state.json      the stages already finished
+  backup/STAGE/   Keras' BackupAndRestore: the last epoch of an interrupted stage
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+import random
+import sys
+import time
+from pathlib import Path
+
+import keras
+import tensorflow as tf
+
+from model_training.config import Recipe, Stage, load_recipe
+from model_training.dataset import read_manifest
+from model_training.model import build_model, set_trainable
+from model_training.pipeline import make_dataset
+from model_training.plots import plot_history
+
+MONITOR = "val_expected_age_mae"
+HISTORY_FIELDS = ("stage", "epoch", "learning_rate", "loss", "expected_age_mae", "val_loss", MONITOR, "seconds")
+
+
+def choose_strategy() -> tf.distribute.Strategy:
+    """MirroredStrategy over all GPUs when there are several, so one command scales up."""
+    gpus = tf.config.list_logical_devices("GPU")
+    return tf.distribute.MirroredStrategy() if len(gpus) > 1 else tf.distribute.get_strategy()
+
+
+def read_history(run_dir: Path) -> list[dict]:
+    path = run_dir / "history.csv"
+    if not path.exists():
+        return []
+    with path.open(newline="") as fh:
+        return list(csv.DictReader(fh))
+
+
+class HistoryLogger(keras.callbacks.Callback):
+    """Appends each epoch to history.csv and redraws the curves, so a killed run keeps its record."""
+
+    def __init__(self, run_dir: Path, stage: str) -> None:
+        super().__init__()
+        self.run_dir, self.stage = run_dir, stage
+
+    def on_epoch_begin(self, epoch: int, logs: dict | None = None) -> None:
+        self._start = time.monotonic()
+
+    def on_epoch_end(self, epoch: int, logs: dict | None = None) -> None:
+        logs = logs or {}
+        path = self.run_dir / "history.csv"
+        new = not path.exists()
+        row = {
+            "stage": self.stage,
+            "epoch": epoch + 1,
+            "learning_rate": float(self.model.optimizer.learning_rate),
+            **{k: f"{float(logs[k]):.5f}" for k in HISTORY_FIELDS[3:7] if k in logs},
+            "seconds": f"{time.monotonic() - self._start:.1f}",
+        }
+        with path.open("a", newline="") as fh:
+            writer = csv.DictWriter(fh, HISTORY_FIELDS, lineterminator="\n")
+            if new:
+                writer.writeheader()
+            writer.writerow(row)
+        plot_history(read_history(self.run_dir), self.run_dir / "curves.png")
+
+
+def _sample(items: list, n: int | None, seed: int) -> list:
+    return items if n is None or n >= len(items) else random.Random(seed).sample(items, n)
+
+
+def _compile(model: keras.Model, stage: Stage) -> None:
+    model.compile(
+        optimizer=keras.optimizers.Adam(stage.learning_rate),
+        loss={"probabilities": keras.losses.SparseCategoricalCrossentropy()},
+        metrics={"expected_age": [keras.metrics.MeanAbsoluteError(name="mae")]},
+    )
+
+
+def train(recipe: Recipe, run_dir: Path, limit: int | None = None, log=print) -> Path:
+    """Run (or resume) every stage of `recipe`; returns the path of the best weights."""
+    run_dir.mkdir(parents=True, exist_ok=True)
+    config_path, state_path, best = run_dir / "config.json", run_dir / "state.json", run_dir / "best.weights.h5"
+    if config_path.exists():
+        recipe = load_recipe(config_path)
+        log(f"resuming {run_dir} with its saved config")
+    else:
+        config_path.write_text(recipe.dumps())
+    state = json.loads(state_path.read_text()) if state_path.exists() else {"completed": [], "limit": limit}
+    limit = state.get("limit")
+    state_path.write_text(json.dumps(state, indent=2))
+
+    keras.utils.set_random_seed(recipe.seed)
+    faces = read_manifest(Path(recipe.manifest))
+    train_faces = _sample([f for f in faces if f.split == "train"], limit, recipe.seed)
+    val_faces = _sample([f for f in faces if f.split == "val"], limit and max(limit // 4, 8), recipe.seed)
+    log(f"train {len(train_faces)} faces, val {len(val_faces)} faces, input {recipe.input_size}px")
+    train_ds = make_dataset(train_faces, Path(recipe.data_root), recipe, training=True)
+    val_ds = make_dataset(val_faces, Path(recipe.data_root), recipe, training=False)
+
+    strategy = choose_strategy()
+    with strategy.scope():
+        model = build_model(recipe)
+    if best.exists():
+        model.load_weights(best)
+    verbose = 1 if sys.stdout.isatty() else 2
+    for stage in recipe.stages:
+        if stage.name in state["completed"]:
+            continue
+        log(f"stage {stage.name}: train {stage.train}, {stage.epochs} epochs at lr {stage.learning_rate:g}")
+        with strategy.scope():
+            set_trainable(model, stage.train)
+            _compile(model, stage)
+        scores = [float(r[MONITOR]) for r in read_history(run_dir) if r.get(MONITOR)]
+        callbacks = [
+            keras.callbacks.BackupAndRestore(str(run_dir / "backup" / stage.name)),
+            keras.callbacks.ModelCheckpoint(
+                str(best),
+                monitor=MONITOR,
+                mode="min",
+                save_best_only=True,
+                save_weights_only=True,
+                initial_value_threshold=min(scores) if scores else None,
+            ),
+            keras.callbacks.EarlyStopping(monitor=MONITOR, mode="min", patience=stage.patience),
+            HistoryLogger(run_dir, stage.name),
+        ]
+        model.fit(train_ds, validation_data=val_ds, epochs=stage.epochs, callbacks=callbacks, verbose=verbose)
+        if best.exists():
+            model.load_weights(best)
+        state["completed"].append(stage.name)
+        state_path.write_text(json.dumps(state, indent=2))
+    history = read_history(run_dir)
+    if history:
+        log(f"best validation MAE {min(float(r[MONITOR]) for r in history if r.get(MONITOR)):.3f}")
+    return best
