@@ -3,9 +3,16 @@
 from __future__ import annotations
 
 import argparse
+import os
 import random
 import sys
+import warnings
 from pathlib import Path
+
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+# Loading best weights into a model compiled for the next stage: the old optimizer state is not wanted.
+warnings.filterwarnings("ignore", message="Skipping variable loading for optimizer")
+warnings.filterwarnings("ignore", message="`shuffle=True` was passed")
 
 DEFAULT_DATA = Path("../shared/data/UTKFace")
 DEFAULT_MANIFEST = Path("manifests/utkface.csv")

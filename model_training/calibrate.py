@@ -49,7 +49,9 @@ def calibrate(faces: list[Face], data_root: Path, detector: FaceDetector | None 
         raise ValueError("the detector found no face on any chip")
     values = np.array(found)
     median = np.median(values, axis=0)
-    spec = CropSpec(scale=round(float(median[0]), 4), shift_x=round(float(median[1]), 4), shift_y=round(float(median[2]), 4))
+    spec = CropSpec(
+        scale=round(float(median[0]), 4), shift_x=round(float(median[1]), 4), shift_y=round(float(median[2]), 4)
+    )
     info = {
         "faces": len(faces),
         "detected": len(found),

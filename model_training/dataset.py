@@ -71,7 +71,7 @@ def index_folder(root: Path, workers: int = 8) -> tuple[list[Face], IndexReport]
         checked = list(pool.map(lambda c: _hash_and_check(c[0]), candidates))
 
     groups: dict[str, list[Face]] = defaultdict(list)
-    for (path, age), (digest, decodable) in zip(candidates, checked):
+    for (path, age), (digest, decodable) in zip(candidates, checked, strict=False):
         if not decodable:
             report.undecodable += 1
             continue
@@ -103,7 +103,7 @@ def split_faces(faces: list[Face], seed: int, fractions: tuple[float, float, flo
     slots = 20
     counts = [round(fr * slots) for fr in fractions]
     counts[0] = slots - sum(counts[1:])
-    pattern = [name for name, n in zip(SPLITS, counts) for _ in range(n)]
+    pattern = [name for name, n in zip(SPLITS, counts, strict=False) for _ in range(n)]
     rng.shuffle(pattern)
     out, position = [], rng.randrange(slots)
     for age in sorted(by_age):

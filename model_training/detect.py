@@ -68,7 +68,7 @@ class FaceDetector:
             outputRejectLevels=True,
         )
         detections = []
-        for (x, y, bw, bh), weight in zip(np.asarray(boxes).reshape(-1, 4), np.ravel(weights)):
+        for (x, y, bw, bh), weight in zip(np.asarray(boxes).reshape(-1, 4), np.ravel(weights), strict=False):
             box = Box(
                 x=int(round(x / factor)),
                 y=int(round(y / factor)),

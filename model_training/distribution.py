@@ -33,9 +33,8 @@ def summarize(probabilities: np.ndarray, ages: np.ndarray, mass: float = 0.9) ->
     std = float(np.sqrt(max(float(p @ (a - mean) ** 2), 0.0)))
     cdf = np.cumsum(p)
     tail = (1.0 - mass) / 2.0
-    lo = int(np.searchsorted(cdf, tail, side="right"))
-    hi = int(np.searchsorted(cdf, 1.0 - tail, side="left"))
+    eps = 1e-9  # a tail of exactly `tail` may be cut despite float round-off
+    lo = int(np.searchsorted(cdf, tail + eps, side="right"))
+    hi = int(np.searchsorted(cdf, 1.0 - tail - eps, side="left"))
     hi = min(max(hi, lo), len(a) - 1)
-    return AgeSummary(
-        age=mean, std=std, low=int(a[lo]), high=int(a[hi]), mass=float(p[lo : hi + 1].sum())
-    )
+    return AgeSummary(age=mean, std=std, low=int(a[lo]), high=int(a[hi]), mass=float(p[lo : hi + 1].sum()))

@@ -22,7 +22,7 @@ def compute_metrics(true: np.ndarray, probabilities: np.ndarray, ages: np.ndarra
     summaries = [summarize(p, ages, mass) for p in probabilities]
     pred = np.array([s.age for s in summaries])
     std = np.array([s.std for s in summaries])
-    inside = np.array([s.low <= t <= s.high for s, t in zip(summaries, true)])
+    inside = np.array([s.low <= t <= s.high for s, t in zip(summaries, true, strict=False)])
     err = np.abs(pred - true)
     bands = [
         {"band": name, "count": int(m.sum()), "mae": float(err[m].mean())}
@@ -46,7 +46,11 @@ def compute_metrics(true: np.ndarray, probabilities: np.ndarray, ages: np.ndarra
         "cs5": float((err <= 5).mean()),
         "rmse": float(np.sqrt(((pred - true) ** 2).mean())),
         "mean_predicted_std": float(std.mean()),
-        "interval": {"mass": mass, "coverage": float(inside.mean()), "mean_width": float(np.mean([s.high - s.low for s in summaries]))},
+        "interval": {
+            "mass": mass,
+            "coverage": float(inside.mean()),
+            "mean_width": float(np.mean([s.high - s.low for s in summaries])),
+        },
         "mae_by_band": bands,
         "calibration": calibration,
     }
@@ -80,7 +84,8 @@ def write_report(metrics: dict, out_dir: Path, title: str) -> None:
         "| mean predicted std | MAE | RMSE | interval coverage | faces |",
         "|---:|---:|---:|---:|---:|",
         *[
-            f"| {c['predicted_std']:.2f} | {c['mae']:.2f} | {c['rmse']:.2f} | {c['interval_coverage']:.1%} | {c['count']} |"
+            f"| {c['predicted_std']:.2f} | {c['mae']:.2f} | {c['rmse']:.2f} "
+            f"| {c['interval_coverage']:.1%} | {c['count']} |"
             for c in metrics["calibration"]
         ],
         "",
@@ -125,6 +130,8 @@ def evaluate(
             k: metrics[k] for k in ("count", "mae", "cs5", "rmse", "mean_predicted_std", "interval", "mae_by_band")
         }
         (Path(model_dir) / CARD).write_text(json.dumps(card, indent=2) + "\n")
-    log(f"{split}: {len(faces)} faces, MAE {metrics['mae']:.3f}, CS@5 {metrics['cs5']:.3f}, "
-        f"interval coverage {metrics['interval']['coverage']:.3f} → {out_dir}")
+    log(
+        f"{split}: {len(faces)} faces, MAE {metrics['mae']:.3f}, CS@5 {metrics['cs5']:.3f}, "
+        f"interval coverage {metrics['interval']['coverage']:.3f} → {out_dir}"
+    )
     return metrics

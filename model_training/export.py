@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 import shutil
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 
 import keras
@@ -92,7 +92,7 @@ def export(
             "best_epoch": best and {"stage": best["stage"], "epoch": int(best["epoch"])},
         },
         "metrics": {"validation": {"mae": float(best[MONITOR])} if best else {}},
-        "created": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+        "created": datetime.now(UTC).isoformat(timespec="seconds"),
     }
     (out_dir / CARD).write_text(json.dumps(card, indent=2) + "\n")
 

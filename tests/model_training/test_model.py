@@ -1,0 +1,58 @@
+from dataclasses import replace
+
+import numpy as np
+import pytest
+from keras import layers
+
+from model_training.model import WeightsUnavailable, build_backbone, build_model, set_trainable
+
+
+@pytest.fixture(scope="module")
+def model(tiny_recipe):
+    return build_model(tiny_recipe)
+
+
+def test_outputs_are_a_distribution_and_its_expected_age(model, tiny_recipe):
+    x = np.random.default_rng(0).uniform(0, 255, (5, 64, 64, 3)).astype("float32")
+    out = model(x, training=False)
+    p, age = np.asarray(out["probabilities"]), np.asarray(out["expected_age"])
+    assert p.shape == (5, 101) and age.shape == (5,)
+    np.testing.assert_allclose(p.sum(axis=1), 1, atol=1e-5)
+    assert ((age >= 0) & (age <= 100)).all()
+    np.testing.assert_allclose(age, p @ np.array(tiny_recipe.ages, "float32"), rtol=1e-5)
+
+
+def test_age_range_is_config(tiny_recipe):
+    m = build_model(replace(tiny_recipe, min_age=10, max_age=20, weights="none"))
+    assert m.output["probabilities"].shape[-1] == 11
+
+
+def test_unfrozen_backbone_keeps_batch_norm_in_inference_mode(tiny_recipe):
+    """The Keras 3 trap: a trainable BN uses batch statistics in training and fine-tuning collapses."""
+    m = build_model(replace(tiny_recipe, dropout=0.0))
+    set_trainable(m, "all")
+    backbone = m.get_layer("backbone")
+    bns = [lyr for lyr in backbone.layers if isinstance(lyr, layers.BatchNormalization)]
+    assert bns and not any(lyr.trainable for lyr in bns)
+    assert any(w.trainable for w in backbone.weights)  # the convolutions do train
+    x = np.random.default_rng(1).uniform(0, 255, (4, 64, 64, 3)).astype("float32")
+    np.testing.assert_array_equal(
+        np.asarray(m(x, training=True)["probabilities"]), np.asarray(m(x, training=False)["probabilities"])
+    )
+
+
+def test_frozen_stage_trains_only_the_head(model):
+    set_trainable(model, "head")
+    trainable = {w.path.split("/")[0] for w in model.trainable_weights}
+    assert trainable == {"probabilities"}
+
+
+def test_imagenet_without_internet_names_the_alternative(tmp_path, monkeypatch):
+    monkeypatch.setenv("KERAS_HOME", str(tmp_path))  # no cached download to fall back on
+    with pytest.raises(WeightsUnavailable, match=r"--weights PATH.*shared/weights"):
+        build_backbone("resnet50", "imagenet", 64)
+
+
+def test_missing_weights_file_is_a_clear_error(tmp_path):
+    with pytest.raises(FileNotFoundError, match="weights file not found"):
+        build_backbone("mobilenet_v2", str(tmp_path / "nope.h5"), 64)

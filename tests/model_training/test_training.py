@@ -1,0 +1,103 @@
+"""One short real training run (session fixture `tiny_run`), its export and its evaluation."""
+
+import csv
+import json
+from dataclasses import replace
+
+import numpy as np
+import pytest
+
+from model_training.config import Stage
+from model_training.crop import crop_whole, read_rgb
+from model_training.dataset import read_manifest
+from model_training.evaluate import evaluate
+from model_training.model_dir import AgeModel, ModelDirError
+from model_training.train import MONITOR, train
+from tests.conftest import MANIFEST
+
+
+def test_run_folder_records_config_history_and_curves(tiny_run):
+    for name in ("config.json", "history.csv", "curves.png", "best.weights.h5", "state.json"):
+        assert (tiny_run / name).is_file(), name
+    rows = list(csv.DictReader((tiny_run / "history.csv").open()))
+    assert [r["stage"] for r in rows] == ["frozen", "finetune"]
+    assert all(0 < float(r[MONITOR]) < 100 for r in rows)
+    assert json.loads((tiny_run / "state.json").read_text())["completed"] == ["frozen", "finetune"]
+    assert json.loads((tiny_run / "config.json").read_text())["input_size"] == 64
+
+
+def test_interrupted_run_resumes_where_it_stopped(tiny_recipe, tmp_path):
+    recipe = replace(tiny_recipe, stages=(Stage("frozen", "head", 1, 1e-3), Stage("finetune", "all", 1, 1e-4)))
+
+    def stop_before_finetune(message: str) -> None:
+        if message.startswith("stage finetune"):
+            raise KeyboardInterrupt
+
+    with pytest.raises(KeyboardInterrupt):
+        train(recipe, tmp_path, limit=32, log=stop_before_finetune)
+    assert json.loads((tmp_path / "state.json").read_text())["completed"] == ["frozen"]
+
+    messages = []
+    train(replace(recipe, input_size=96), tmp_path, log=messages.append)  # the saved config wins
+    rows = list(csv.DictReader((tmp_path / "history.csv").open()))
+    assert [r["stage"] for r in rows] == ["frozen", "finetune"]
+    assert any("resuming" in m for m in messages)
+    assert "train 32 faces" in " ".join(messages)  # the limit of the interrupted run is kept
+
+
+def test_export_writes_the_contract(tiny_model_dir):
+    card = json.loads((tiny_model_dir / "model.json").read_text())
+    assert card["input_size"] == 64 and card["ages"] == list(range(101))
+    assert card["backbone"] == "mobilenet_v2"
+    assert set(card["crop"]) >= {"scale", "shift_x", "shift_y", "source"}
+    assert card["training"]["manifest_sha256"]
+    assert card["training"]["counts"] == {"train": 18491, "val": 2310, "test": 2312}
+    assert card["metrics"]["validation"]["mae"] > 0
+
+
+def test_saved_model_signature_and_parity_with_keras(tiny_run, tiny_model_dir, utkface_dir, tiny_recipe):
+    import tensorflow as tf
+
+    from model_training.model import build_model
+
+    sig = tf.saved_model.load(str(tiny_model_dir / "saved_model")).signatures["serving_default"]
+    (spec,) = sig.structured_input_signature[1].values()
+    assert spec.name == "image" and spec.shape.as_list() == [None, 64, 64, 3] and spec.dtype == tf.float32
+    assert set(sig.structured_outputs) == {"probabilities", "expected_age"}
+
+    faces = read_manifest(MANIFEST, "test")[:6]
+    x = np.stack([crop_whole(read_rgb(str(utkface_dir / f.path)), 64) for f in faces]).astype("float32")
+    keras_model = build_model(tiny_recipe, weights="none")
+    keras_model.load_weights(tiny_run / "best.weights.h5")
+    want = keras_model(x, training=False)
+    p, age = AgeModel(tiny_model_dir).predict(x)
+    np.testing.assert_allclose(p, want["probabilities"], atol=1e-5)
+    np.testing.assert_allclose(age, want["expected_age"], atol=1e-4)
+    np.testing.assert_allclose(p.sum(axis=1), 1, atol=1e-5)
+
+
+def test_evaluate_writes_metrics_report_and_plots(tiny_model_dir, utkface_dir, tmp_path):
+    metrics = evaluate(tiny_model_dir, MANIFEST, utkface_dir, "test", tmp_path, limit=40, log=lambda m: None)
+    for name in ("metrics.json", "report.md", "predicted_vs_true.png", "error_by_band.png", "calibration.png"):
+        assert (tmp_path / name).is_file(), name
+    saved = json.loads((tmp_path / "metrics.json").read_text())
+    assert saved["count"] == 40 and 0 < saved["mae"] < 100 and 0 <= saved["cs5"] <= 1
+    assert saved["mean_predicted_std"] > 0
+    assert sum(b["count"] for b in saved["mae_by_band"]) == 40
+    assert metrics["mae"] == saved["mae"]
+
+
+def test_model_dir_errors_name_the_problem(tiny_model_dir, tmp_path):
+    with pytest.raises(ModelDirError, match="does not exist"):
+        AgeModel(tmp_path / "absent")
+    (tmp_path / "empty").mkdir()
+    with pytest.raises(ModelDirError, match="model.json is missing"):
+        AgeModel(tmp_path / "empty")
+    import shutil
+
+    bad = tmp_path / "bad"
+    shutil.copytree(tiny_model_dir, bad)
+    card = json.loads((bad / "model.json").read_text())
+    (bad / "model.json").write_text(json.dumps({**card, "ages": list(range(90))}))
+    with pytest.raises(ModelDirError, match="outputs 101 classes but model.json lists 90 ages"):
+        AgeModel(bad)
