@@ -1,0 +1,33 @@
+"""`python -m app`: serve with uvicorn on HOST:PORT; exit 1 when the model cannot be served."""
+
+from __future__ import annotations
+
+import logging
+import os
+import sys
+
+import uvicorn
+
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+
+from app.config import Settings  # noqa: E402
+from app.main import create_app  # noqa: E402
+
+
+def main() -> None:
+    settings = Settings()
+    logging.basicConfig(level=settings.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    server: uvicorn.Server | None = None
+
+    def stop() -> None:
+        server.should_exit = True
+
+    app = create_app(settings, on_fatal=stop)
+    server = uvicorn.Server(uvicorn.Config(app, host=settings.host, port=settings.port, log_level=settings.log_level))
+    server.run()
+    if app.state.fatal:
+        sys.exit(1)
+
+
+if __name__ == "__main__":
+    main()

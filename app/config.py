@@ -1,0 +1,25 @@
+"""All settings, read from environment variables (e.g. MODEL_DIR, MAX_UPLOAD_BYTES)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from pydantic import Field
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+REPO = Path(__file__).resolve().parents[1]
+SHIPPED_MODEL = REPO / "models" / "dex-mobilenet_v2"
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(env_prefix="", case_sensitive=False, protected_namespaces=())
+
+    model_dir: Path = Field(SHIPPED_MODEL, description="model directory to serve")
+    max_upload_bytes: int = Field(10 * 1024 * 1024, gt=0, description="largest request body accepted")
+    max_image_pixels: int = Field(40_000_000, gt=0, description="largest decoded image (width × height)")
+    max_faces_limit: int = Field(50, gt=0, description="largest max_faces a request may ask for")
+    detect_max_side: int = Field(640, gt=0, description="detection runs on a copy downscaled to this side")
+    interval_mass: float = Field(0.9, gt=0, lt=1, description="probability mass of age_interval")
+    host: str = "0.0.0.0"
+    port: int = 8000
+    log_level: str = "info"

@@ -1,0 +1,77 @@
+"""The FastAPI app. The model loads in the background so that /health and /ready answer at once;
+a model directory that cannot be served stops the process with one clear log line."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import os
+import platform
+import signal
+from collections.abc import Callable
+from contextlib import asynccontextmanager
+
+from fastapi import FastAPI
+
+from app import errors
+from app.config import Settings
+from app.limits import BodyLimit
+from app.predictor import Predictor
+from app.routes import router
+
+log = logging.getLogger("app")
+
+
+def _stop_process() -> None:
+    os.kill(os.getpid(), signal.SIGTERM)  # uvicorn shuts down; `python -m app` then exits 1
+
+
+def _load(app: FastAPI, settings: Settings) -> None:
+    import cv2
+    import tensorflow as tf
+
+    from model_training.detect import FaceDetector
+    from model_training.model_dir import AgeModel
+
+    model = AgeModel(settings.model_dir)  # validates the directory and runs a warm-up batch
+    detector = FaceDetector(max_side=settings.detect_max_side)
+    app.state.runtime = {
+        "runtime": "tensorflow",
+        "tensorflow": tf.__version__,
+        "opencv": cv2.__version__,
+        "python": platform.python_version(),
+        "model_dir": str(settings.model_dir),
+        "detector": {"cascade": "haarcascade_frontalface_default", "max_side": detector.max_side},
+    }
+    app.state.predictor = Predictor(model, detector, settings.max_image_pixels, settings.interval_mass)
+
+
+def create_app(settings: Settings | None = None, on_fatal: Callable[[], None] = _stop_process) -> FastAPI:
+    settings = settings or Settings()
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI):
+        async def load() -> None:
+            try:
+                await asyncio.to_thread(_load, app, settings)
+                log.info("model %s loaded and warm: ready", settings.model_dir)
+            except Exception as exc:  # noqa: BLE001 - any failure here means: cannot serve
+                app.state.fatal = str(exc)
+                log.error("cannot serve: %s", exc)
+                on_fatal()
+
+        task = asyncio.create_task(load())
+        yield
+        task.cancel()
+
+    app = FastAPI(
+        title="dex-age",
+        version="0.1.0",
+        description="Face age estimation with DEX: the expected age, its spread and the full distribution.",
+        lifespan=lifespan,
+    )
+    app.state.settings, app.state.predictor, app.state.fatal = settings, None, None
+    errors.install(app)
+    app.include_router(router)
+    app.add_middleware(BodyLimit, max_bytes=settings.max_upload_bytes)
+    return app

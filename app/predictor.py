@@ -1,0 +1,75 @@
+"""The service's pipeline: decode → detect → crop (model_training.crop) → one batch → summaries."""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass
+
+import numpy as np
+
+from app import imaging
+from model_training.crop import Box, crop_face, crop_whole
+from model_training.detect import FaceDetector
+from model_training.distribution import AgeSummary, summarize
+from model_training.model_dir import AgeModel
+
+
+@dataclass(frozen=True)
+class FaceResult:
+    box: Box
+    detection_score: float | None
+    summary: AgeSummary
+    probabilities: np.ndarray
+
+
+@dataclass(frozen=True)
+class Prediction:
+    width: int
+    height: int
+    faces: list[FaceResult]
+    timings_ms: dict[str, float]
+
+
+class Predictor:
+    def __init__(self, model: AgeModel, detector: FaceDetector, max_pixels: int, interval_mass: float = 0.9) -> None:
+        self.model, self.detector = model, detector
+        self.max_pixels, self.interval_mass = max_pixels, interval_mass
+
+    def faces(self, rgb: np.ndarray, detect: bool, max_faces: int) -> tuple[list[Box], list[float | None], float]:
+        """Face boxes (largest first), their scores, and the detection time in ms."""
+        start = time.perf_counter()
+        if not detect:
+            h, w = rgb.shape[:2]
+            return [Box(0, 0, w, h)], [None], 0.0
+        detections = self.detector.detect(rgb)[:max_faces]
+        elapsed = (time.perf_counter() - start) * 1000
+        return [d.box for d in detections], [d.score for d in detections], elapsed
+
+    def crops(self, rgb: np.ndarray, boxes: list[Box], detect: bool) -> np.ndarray:
+        size = self.model.input_size
+        if not detect:
+            return crop_whole(rgb, size)[None]
+        return np.stack([crop_face(rgb, box, self.model.crop, size) for box in boxes])
+
+    def predict(self, data: bytes, detect: bool = True, max_faces: int = 10) -> Prediction:
+        start = time.perf_counter()
+        rgb = imaging.decode(data, self.max_pixels)
+        decoded = time.perf_counter()
+        boxes, scores, detect_ms = self.faces(rgb, detect, max_faces)
+        faces: list[FaceResult] = []
+        infer_ms = 0.0
+        if boxes:
+            t = time.perf_counter()
+            probabilities, _ = self.model.predict(self.crops(rgb, boxes, detect))
+            infer_ms = (time.perf_counter() - t) * 1000
+            faces = [
+                FaceResult(box, score, summarize(p, self.model.ages, self.interval_mass), p)
+                for box, score, p in zip(boxes, scores, probabilities, strict=True)
+            ]
+        timings = {
+            "decode": (decoded - start) * 1000,
+            "detect": detect_ms,
+            "infer": infer_ms,
+            "total": (time.perf_counter() - start) * 1000,
+        }
+        return Prediction(rgb.shape[1], rgb.shape[0], faces, timings)

@@ -1,0 +1,88 @@
+"""The endpoints. Work that blocks (decoding, detection, inference) runs off the event loop."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+from fastapi import APIRouter, File, Query, Request, UploadFile
+from fastapi.concurrency import run_in_threadpool
+from fastapi.responses import JSONResponse
+
+from app.errors import ApiError
+from app.predictor import Prediction, Predictor
+from app.schemas import ErrorResponse, FaceOut, Health, PredictResponse, Ready
+
+router = APIRouter()
+ERRORS = {code: {"model": ErrorResponse} for code in (400, 413, 415, 422, 503)}
+
+
+def _predictor(request: Request) -> Predictor:
+    predictor = getattr(request.app.state, "predictor", None)
+    if predictor is None:
+        raise ApiError(503, "not_ready", "the model is still loading", headers={"Retry-After": "5"})
+    return predictor
+
+
+def _response(prediction: Prediction, predictor: Predictor, include_distribution: bool) -> PredictResponse:
+    card = predictor.model.card
+    ages = [int(a) for a in predictor.model.ages]
+    faces = [
+        FaceOut(
+            box=vars(face.box),
+            detection_score=face.detection_score,
+            age=round(face.summary.age, 3),
+            age_std=round(face.summary.std, 3),
+            age_interval={"low": face.summary.low, "high": face.summary.high, "mass": round(face.summary.mass, 4)},
+            distribution={"ages": ages, "probabilities": [round(float(p), 6) for p in face.probabilities]}
+            if include_distribution
+            else None,
+        )
+        for face in prediction.faces
+    ]
+    return PredictResponse(
+        model={"name": card["name"], "version": card["version"]},
+        image={"width": prediction.width, "height": prediction.height},
+        faces=faces,
+        timings_ms={k: round(v, 2) for k, v in prediction.timings_ms.items()},
+    )
+
+
+@router.post("/predict", response_model=PredictResponse, response_model_exclude_none=False, responses=ERRORS)
+async def predict(
+    request: Request,
+    file: Annotated[UploadFile, File(description="a photo: JPEG, PNG, WebP or BMP")],
+    max_faces: Annotated[int, Query(ge=1, description="at most this many faces, largest first")] = 10,
+    detect: Annotated[bool, Query(description="false: the whole image is one face crop, resized as is")] = True,
+    include_distribution: Annotated[bool, Query(description="false: omit the per-age probabilities")] = True,
+) -> PredictResponse:
+    """Estimate the age of every face in an uploaded photo."""
+    predictor = _predictor(request)
+    limit = request.app.state.settings.max_faces_limit
+    if max_faces > limit:
+        raise ApiError(422, "invalid_request", f"max_faces: at most {limit}")
+    data = await file.read()
+    prediction = await run_in_threadpool(predictor.predict, data, detect, max_faces)
+    return _response(prediction, predictor, include_distribution)
+
+
+@router.get("/health", response_model=Health)
+async def health() -> Health:
+    """Liveness: the process answers."""
+    return Health(status="ok")
+
+
+@router.get("/ready", response_model=Ready, responses={503: {"model": Ready}})
+async def ready(request: Request):
+    """Readiness: 200 once the model is loaded and warm, 503 before."""
+    predictor = getattr(request.app.state, "predictor", None)
+    if predictor is None:
+        return JSONResponse(Ready(status="loading").model_dump(), status_code=503, headers={"Retry-After": "5"})
+    card = predictor.model.card
+    return Ready(status="ready", model={"name": card["name"], "version": card["version"]})
+
+
+@router.get("/model", responses={503: {"model": ErrorResponse}})
+async def model_card(request: Request) -> dict:
+    """The model card (model.json) and the runtime serving it."""
+    predictor = _predictor(request)
+    return {**predictor.model.card, "runtime": request.app.state.runtime}

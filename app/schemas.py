@@ -1,0 +1,72 @@
+"""Response models: the JSON the service promises, shown in the OpenAPI docs at /docs."""
+
+from __future__ import annotations
+
+from pydantic import BaseModel, Field
+
+
+class ModelRef(BaseModel):
+    name: str
+    version: str
+
+
+class ImageInfo(BaseModel):
+    width: int
+    height: int
+
+
+class BoxOut(BaseModel):
+    x: int
+    y: int
+    width: int
+    height: int
+
+
+class AgeInterval(BaseModel):
+    low: int = Field(description="youngest age of the central interval")
+    high: int = Field(description="oldest age of the central interval")
+    mass: float = Field(description="probability the interval holds (at least the configured mass)")
+
+
+class Distribution(BaseModel):
+    ages: list[int]
+    probabilities: list[float]
+
+
+class FaceOut(BaseModel):
+    box: BoxOut = Field(description="face box in the uploaded image's pixels (after EXIF rotation)")
+    detection_score: float | None = Field(description="Haar cascade confidence; null when detect=false")
+    age: float = Field(description="expected age, Σ p·age")
+    age_std: float = Field(description="standard deviation of the age distribution")
+    age_interval: AgeInterval
+    distribution: Distribution | None = Field(None, description="omitted when include_distribution=false")
+
+
+class Timings(BaseModel):
+    decode: float
+    detect: float
+    infer: float
+    total: float
+
+
+class PredictResponse(BaseModel):
+    model: ModelRef
+    image: ImageInfo
+    faces: list[FaceOut]
+    timings_ms: Timings
+
+
+class ErrorResponse(BaseModel):
+    error: str = Field(description="a stable machine-readable code")
+    detail: str = Field(description="a human sentence")
+    request_id: str | None = None
+
+
+class Health(BaseModel):
+    status: str
+
+
+class Ready(BaseModel):
+    status: str
+    model: ModelRef | None = None
+    detail: str | None = None

@@ -1,0 +1,62 @@
+"""Health, readiness, the model card, the docs, and startup failures."""
+
+import json
+import shutil
+import subprocess
+
+from tests.app.conftest import start_service
+
+
+def test_health(client):
+    assert client.get("/health").json() == {"status": "ok"}
+
+
+def test_ready_was_503_while_loading_then_200(client, service):
+    assert service.ready_statuses[0] == 503
+    assert service.ready_statuses[-1] == 200
+    assert client.get("/ready").json()["status"] == "ready"
+
+
+def test_model_card_has_the_contract_and_the_runtime(client, tiny_model_dir):
+    card = client.get("/model").json()
+    on_disk = json.loads((tiny_model_dir / "model.json").read_text())
+    assert {k: card[k] for k in on_disk} == on_disk
+    assert card["runtime"]["runtime"] == "tensorflow"
+
+
+def test_openapi_documents_the_response(client):
+    assert client.get("/docs").status_code == 200
+    schema = client.get("/openapi.json").json()
+    ok = schema["paths"]["/predict"]["post"]["responses"]["200"]["content"]["application/json"]["schema"]
+    assert ok["$ref"].endswith("/PredictResponse")
+    assert {"FaceOut", "AgeInterval", "Distribution", "ErrorResponse"} <= set(schema["components"]["schemas"])
+
+
+def _failed_start(model_dir, tmp_path):
+    service = start_service(model_dir, tmp_path / "service.log")
+    try:
+        code = service.process.wait(120)
+    except subprocess.TimeoutExpired:
+        service.process.kill()
+        raise
+    return code, (tmp_path / "service.log").read_text()
+
+
+def test_missing_model_dir_stops_startup_with_one_clear_line(tmp_path):
+    missing = tmp_path / "no-such-model"
+    code, log = _failed_start(missing, tmp_path)
+    assert code == 1
+    errors = [line for line in log.splitlines() if "ERROR" in line]
+    assert len(errors) == 1 and str(missing) in errors[0] and "does not exist" in errors[0]
+    assert "Traceback" not in log
+
+
+def test_broken_model_dir_stops_startup(tmp_path, tiny_model_dir):
+    broken = tmp_path / "broken"
+    shutil.copytree(tiny_model_dir, broken)
+    (broken / "saved_model" / "saved_model.pb").write_bytes(b"not a model")
+    code, log = _failed_start(broken, tmp_path)
+    assert code == 1
+    errors = [line for line in log.splitlines() if "ERROR" in line]
+    assert len(errors) == 1 and str(broken) in errors[0] and "cannot load saved_model" in errors[0]
+    assert "Traceback" not in log
