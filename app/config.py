@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Literal
 
 from pydantic import Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
@@ -15,6 +16,8 @@ class Settings(BaseSettings):
     model_config = SettingsConfigDict(env_prefix="", case_sensitive=False, protected_namespaces=())
 
     model_dir: Path = Field(SHIPPED_MODEL, description="model directory to serve")
+    model_runtime: Literal["tensorflow", "onnx"] = Field("tensorflow", description="SavedModel or model.onnx")
+    model_threads: int | None = Field(None, gt=0, description="intra-op threads of the model runtime")
     max_upload_bytes: int = Field(10 * 1024 * 1024, gt=0, description="largest request body accepted")
     max_image_pixels: int = Field(40_000_000, gt=0, description="largest decoded image (width × height)")
     max_faces_limit: int = Field(50, gt=0, description="largest max_faces a request may ask for")

@@ -28,22 +28,33 @@ def _stop_process() -> None:
 
 def _load(app: FastAPI, settings: Settings) -> None:
     import cv2
-    import tensorflow as tf
 
     from model_training.detect import FaceDetector
     from model_training.model_dir import AgeModel
 
-    model = AgeModel(settings.model_dir)  # validates the directory and runs a warm-up batch
+    # validates the directory and runs a warm-up batch
+    model = AgeModel(settings.model_dir, runtime=settings.model_runtime, threads=settings.model_threads)
     detector = FaceDetector(max_side=settings.detect_max_side)
     app.state.runtime = {
-        "runtime": "tensorflow",
-        "tensorflow": tf.__version__,
+        "runtime": settings.model_runtime,
+        "runtime_version": _runtime_version(settings.model_runtime),
         "opencv": cv2.__version__,
         "python": platform.python_version(),
         "model_dir": str(settings.model_dir),
         "detector": {"cascade": "haarcascade_frontalface_default", "max_side": detector.max_side},
     }
     app.state.predictor = Predictor(model, detector, settings.max_image_pixels, settings.interval_mass)
+
+
+def _runtime_version(runtime: str) -> str:
+    from importlib.metadata import PackageNotFoundError, version
+
+    for package in {"tensorflow": ("tensorflow-cpu", "tensorflow"), "onnx": ("onnxruntime",)}[runtime]:
+        try:
+            return version(package)
+        except PackageNotFoundError:
+            continue
+    return "unknown"
 
 
 def create_app(settings: Settings | None = None, on_fatal: Callable[[], None] = _stop_process) -> FastAPI:

@@ -15,10 +15,10 @@ from model_training.config import Recipe, load_recipe
 from model_training.crop import CropSpec, crop_whole, read_rgb
 from model_training.dataset import file_sha256, read_manifest
 from model_training.model import build_model
-from model_training.model_dir import CARD, SAVED_MODEL, AgeModel
+from model_training.model_dir import CARD, ONNX, SAVED_MODEL, AgeModel
 from model_training.train import MONITOR, read_history
 
-PARITY_ATOL = 1e-5
+PARITY_TOLERANCE = 1e-5  # on probabilities; relative on the expected age
 
 
 def _sample_faces(recipe: Recipe, n: int = 8) -> np.ndarray:
@@ -50,6 +50,16 @@ def write_saved_model(model: keras.Model, path: Path, input_size: int) -> None:
     tf.saved_model.save(module, str(path), signatures={"serving_default": module.serve})
 
 
+def write_onnx(model: keras.Model, path: Path, input_size: int) -> None:
+    """The same serving function as ONNX, for ONNX Runtime (MODEL_RUNTIME=onnx)."""
+    import tf2onnx
+
+    module = _Serving(model, input_size)
+    tf2onnx.convert.from_function(
+        module.serve, input_signature=module.serve.input_signature, opset=17, output_path=str(path)
+    )
+
+
 def export(
     run_dir: Path,
     out_dir: Path,
@@ -68,6 +78,7 @@ def export(
         shutil.rmtree(out_dir)
     out_dir.mkdir(parents=True)
     write_saved_model(model, out_dir / SAVED_MODEL, recipe.input_size)
+    write_onnx(model, out_dir / ONNX, recipe.input_size)
 
     history = read_history(run_dir)
     scored = [r for r in history if r.get(MONITOR)]
@@ -103,13 +114,13 @@ def export(
 
     images = _sample_faces(recipe)
     keras_out = model(images, training=False)
-    loaded = AgeModel(out_dir)
-    probabilities, expected = loaded.predict(images)
-    diff = max(
-        float(np.abs(probabilities - np.asarray(keras_out["probabilities"])).max()),
-        float(np.abs(expected - np.asarray(keras_out["expected_age"])).max()),
-    )
-    if diff > PARITY_ATOL * max(1.0, float(np.abs(expected).max())):
-        raise RuntimeError(f"exported SavedModel differs from the Keras model by {diff:g}")
-    log(f"exported {out_dir}: SavedModel reloaded, max difference to Keras {diff:.2e} on {len(images)} faces")
+    for runtime in ("tensorflow", "onnx"):
+        probabilities, expected = AgeModel(out_dir, runtime=runtime).predict(images)
+        diff = max(
+            float(np.abs(probabilities - np.asarray(keras_out["probabilities"])).max()),
+            float(np.abs(expected - np.asarray(keras_out["expected_age"])).max()) / max(1.0, float(expected.max())),
+        )
+        if diff > PARITY_TOLERANCE:
+            raise RuntimeError(f"the exported {runtime} model differs from the Keras model by {diff:g}")
+        log(f"exported {out_dir}: {runtime} reloaded, largest difference to Keras {diff:.1e} on {len(images)} faces")
     return card

@@ -3,12 +3,14 @@
 MODEL_DIR/
   saved_model/  TF SavedModel, signature "serving_default": input "image" float32 [N, S, S, 3]
                 (RGB 0..255) → "probabilities" float32 [N, K], "expected_age" float32 [N]
+  model.onnx    the same graph, inputs and outputs for ONNX Runtime (optional)
   model.json    name, version, backbone, input_size S, ages [a_0..a_{K-1}], crop, training, metrics
 """
 
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
@@ -17,6 +19,7 @@ from model_training.crop import CropSpec
 
 CARD = "model.json"
 SAVED_MODEL = "saved_model"
+ONNX = "model.onnx"
 REQUIRED = ("name", "version", "input_size", "ages", "crop")
 
 
@@ -49,25 +52,62 @@ def read_card(model_dir: Path) -> dict:
     return card
 
 
+def _tensorflow_runner(model_dir: Path, threads: int | None) -> Callable[[np.ndarray], dict]:
+    import tensorflow as tf  # imported only when this runtime is chosen
+
+    if threads:
+        tf.config.threading.set_intra_op_parallelism_threads(threads)
+        tf.config.threading.set_inter_op_parallelism_threads(1)
+    saved = model_dir / SAVED_MODEL
+    if not (saved / "saved_model.pb").is_file():
+        raise ModelDirError(model_dir, f"{SAVED_MODEL}/saved_model.pb is missing")
+    try:
+        fn = tf.saved_model.load(str(saved)).signatures["serving_default"]
+    except Exception as exc:  # TF raises many types for a damaged SavedModel
+        raise ModelDirError(model_dir, f"cannot load {SAVED_MODEL} ({type(exc).__name__}: {exc})") from None
+    return lambda images: {k: v.numpy() for k, v in fn(image=tf.constant(images)).items()}
+
+
+def _onnx_runner(model_dir: Path, threads: int | None) -> Callable[[np.ndarray], dict]:
+    import onnxruntime as ort
+
+    path = model_dir / ONNX
+    if not path.is_file():
+        raise ModelDirError(
+            model_dir, f"{ONNX} is missing (export it, or serve the SavedModel with MODEL_RUNTIME=tensorflow)"
+        )
+    options = ort.SessionOptions()
+    if threads:
+        options.intra_op_num_threads = threads
+        options.inter_op_num_threads = 1
+    try:
+        session = ort.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
+    except Exception as exc:  # onnxruntime raises its own exception types for a damaged file
+        raise ModelDirError(model_dir, f"cannot load {ONNX} ({type(exc).__name__}: {exc})") from None
+    names = [o.name for o in session.get_outputs()]
+    return lambda images: dict(zip(names, session.run(names, {"image": images}), strict=True))
+
+
+RUNTIMES = {"tensorflow": _tensorflow_runner, "onnx": _onnx_runner}
+
+
 class AgeModel:
-    """A loaded model directory: the card, the crop, and a `predict` on batches of face crops."""
+    """A loaded model directory: the card, the crop, and a `predict` on batches of face crops.
 
-    def __init__(self, model_dir: Path) -> None:
-        import tensorflow as tf  # imported here so the numpy-only helpers above stay light
+    `runtime` is "tensorflow" (the SavedModel, the contract's default) or "onnx" (model.onnx
+    under ONNX Runtime); `threads` bounds the runtime's intra-op threads (None: its default).
+    """
 
+    def __init__(self, model_dir: Path, runtime: str = "tensorflow", threads: int | None = None) -> None:
+        if runtime not in RUNTIMES:
+            raise ValueError(f"unknown runtime {runtime!r}: use one of {sorted(RUNTIMES)}")
         self.path = Path(model_dir)
+        self.runtime = runtime
         self.card = read_card(self.path)
         self.input_size = int(self.card["input_size"])
         self.ages = np.asarray(self.card["ages"], dtype=np.float32)
         self.crop = CropSpec.from_dict(self.card["crop"])
-        saved = self.path / SAVED_MODEL
-        if not (saved / "saved_model.pb").is_file():
-            raise ModelDirError(self.path, f"{SAVED_MODEL}/saved_model.pb is missing")
-        try:
-            self._fn = tf.saved_model.load(str(saved)).signatures["serving_default"]
-        except Exception as exc:  # TF raises many types for a damaged SavedModel
-            raise ModelDirError(self.path, f"cannot load {SAVED_MODEL} ({type(exc).__name__}: {exc})") from None
-        self._tf = tf
+        self._run = RUNTIMES[runtime](self.path, threads)
         try:
             probabilities, _ = self.predict(np.zeros((1, self.input_size, self.input_size, 3), np.float32))
         except Exception as exc:
@@ -79,5 +119,5 @@ class AgeModel:
 
     def predict(self, images: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """Probabilities [N, K] and expected ages [N] for RGB 0..255 crops [N, S, S, 3]."""
-        out = self._fn(image=self._tf.constant(np.asarray(images, np.float32)))
-        return out["probabilities"].numpy(), out["expected_age"].numpy()
+        out = self._run(np.ascontiguousarray(images, dtype=np.float32))
+        return out["probabilities"], out["expected_age"]

@@ -60,3 +60,21 @@ def test_broken_model_dir_stops_startup(tmp_path, tiny_model_dir):
     errors = [line for line in log.splitlines() if "ERROR" in line]
     assert len(errors) == 1 and str(broken) in errors[0] and "cannot load saved_model" in errors[0]
     assert "Traceback" not in log
+
+
+def test_onnx_runtime_serves_the_same_answer(client, tiny_model_dir, test_images, tmp_path):
+    from tests.app.conftest import stop, wait_ready
+
+    onnx = start_service(tiny_model_dir, tmp_path / "onnx.log", MODEL_RUNTIME="onnx", MODEL_THREADS="1")
+    try:
+        wait_ready(onnx)
+        import httpx
+
+        assert httpx.get(onnx.url + "/model").json()["runtime"]["runtime"] == "onnx"
+        files = {"file": ("g.bmp", (test_images / "grace_hopper.bmp").read_bytes())}
+        got = httpx.post(onnx.url + "/predict", files=files, timeout=60).json()["faces"]
+        want = client.post("/predict", files=files).json()["faces"]
+        assert [f["box"] for f in got] == [f["box"] for f in want]
+        assert abs(got[0]["age"] - want[0]["age"]) < 0.01
+    finally:
+        stop(onnx)

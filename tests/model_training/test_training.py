@@ -101,3 +101,23 @@ def test_model_dir_errors_name_the_problem(tiny_model_dir, tmp_path):
     (bad / "model.json").write_text(json.dumps({**card, "ages": list(range(90))}))
     with pytest.raises(ModelDirError, match="outputs 101 classes but model.json lists 90 ages"):
         AgeModel(bad)
+
+
+def test_onnx_and_tensorflow_runtimes_agree_on_real_faces(tiny_model_dir, utkface_dir):
+    assert (tiny_model_dir / "model.onnx").is_file()
+    faces = read_manifest(MANIFEST, "val")[:16]
+    x = np.stack([crop_whole(read_rgb(str(utkface_dir / f.path)), 64) for f in faces]).astype("float32")
+    p_tf, age_tf = AgeModel(tiny_model_dir, runtime="tensorflow").predict(x)
+    p_onnx, age_onnx = AgeModel(tiny_model_dir, runtime="onnx", threads=1).predict(x)
+    np.testing.assert_allclose(p_onnx, p_tf, atol=1e-4)
+    np.testing.assert_allclose(age_onnx, age_tf, atol=1e-3)
+
+
+def test_onnx_runtime_without_model_onnx_is_a_clear_error(tiny_model_dir, tmp_path):
+    import shutil
+
+    copy = tmp_path / "no-onnx"
+    shutil.copytree(tiny_model_dir, copy)
+    (copy / "model.onnx").unlink()
+    with pytest.raises(ModelDirError, match="model.onnx is missing"):
+        AgeModel(copy, runtime="onnx")
