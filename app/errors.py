@@ -17,6 +17,7 @@ CODES = {
     401: "unauthorized",
     404: "not_found",
     405: "method_not_allowed",
+    408: "request_timeout",
     413: "payload_too_large",
     415: "unsupported_media_type",
     422: "invalid_request",
@@ -50,10 +51,15 @@ async def _validation_error(request: Request, exc: RequestValidationError) -> JS
 
 
 async def _unexpected(request: Request, exc: Exception) -> JSONResponse:
-    request_id = uuid.uuid4().hex[:12]
+    request_id = getattr(request.state, "request_id", None) or uuid.uuid4().hex[:16]
     log.exception("unhandled error on %s %s (request %s)", request.method, request.url.path, request_id)
+    # Starlette sends this response outside the middleware that adds X-Request-ID: add it here
     return error_response(
-        500, "internal_error", "the server failed on this request; it has been logged", request_id=request_id
+        500,
+        "internal_error",
+        "the server failed on this request; it has been logged",
+        headers={"X-Request-ID": request_id},
+        request_id=request_id,
     )
 
 

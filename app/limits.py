@@ -1,6 +1,9 @@
-"""Refuse request bodies over MAX_UPLOAD_BYTES without reading them into memory."""
+"""Bounded work: request bodies (size and upload time) and predictions in flight."""
 
 from __future__ import annotations
+
+import asyncio
+import time
 
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
@@ -8,11 +11,16 @@ from app.errors import ApiError, error_response
 
 
 class BodyLimit:
-    """Pure ASGI middleware: a declared Content-Length over the limit is answered 413 at once;
-    a body that grows past it while streaming stops the read with the same 413."""
+    """Pure ASGI middleware for request bodies.
 
-    def __init__(self, app: ASGIApp, max_bytes: int) -> None:
-        self.app, self.max_bytes = app, max_bytes
+    A declared Content-Length over `max_bytes` is answered 413 at once; a body that grows past it
+    while streaming stops with the same 413, so it is never held in memory whole. A body that has
+    not fully arrived `timeout` seconds after its first byte was awaited is answered 408, so a
+    client sending a byte a second cannot hold the connection forever.
+    """
+
+    def __init__(self, app: ASGIApp, max_bytes: int, timeout: float) -> None:
+        self.app, self.max_bytes, self.timeout = app, max_bytes, timeout
 
     def _too_large(self) -> ApiError:
         return ApiError(413, "upload_too_large", f"the request body exceeds the limit of {self.max_bytes:,} bytes")
@@ -27,10 +35,18 @@ class BodyLimit:
             await error_response(413, err.error, err.detail, {"Connection": "close"})(scope, receive, send)
             return
         received = 0
+        deadline: float | None = None
 
         async def limited_receive() -> Message:
-            nonlocal received
-            message = await receive()
+            nonlocal received, deadline
+            if deadline is None:
+                deadline = time.monotonic() + self.timeout
+            try:
+                message = await asyncio.wait_for(receive(), max(deadline - time.monotonic(), 0.001))
+            except TimeoutError:
+                raise ApiError(
+                    408, "upload_timeout", f"the request body did not arrive within {self.timeout:g} s"
+                ) from None
             if message["type"] == "http.request":
                 received += len(message.get("body", b""))
                 if received > self.max_bytes:
@@ -38,3 +54,22 @@ class BodyLimit:
             return message
 
         await self.app(scope, limited_receive, send)
+
+
+class InFlight:
+    """Counts predictions in progress, so that past `limit` a request is refused, not queued.
+
+    All changes happen on the event loop, so a plain counter is enough.
+    """
+
+    def __init__(self, limit: int) -> None:
+        self.limit, self.count = limit, 0
+
+    def try_acquire(self) -> bool:
+        if self.count >= self.limit:
+            return False
+        self.count += 1
+        return True
+
+    def release(self) -> None:
+        self.count -= 1

@@ -12,12 +12,15 @@ from collections.abc import Callable
 from contextlib import asynccontextmanager
 
 from fastapi import FastAPI
+from fastapi.middleware.cors import CORSMiddleware
 
 from app import errors
 from app.config import Settings
-from app.limits import BodyLimit
+from app.limits import BodyLimit, InFlight
+from app.observability import Metrics, RequestLog
 from app.predictor import Predictor
 from app.routes import router
+from app.security import ApiKey
 
 log = logging.getLogger("app")
 
@@ -82,7 +85,20 @@ def create_app(settings: Settings | None = None, on_fatal: Callable[[], None] = 
         lifespan=lifespan,
     )
     app.state.settings, app.state.predictor, app.state.fatal = settings, None, None
+    app.state.metrics, app.state.in_flight = Metrics(), InFlight(settings.max_in_flight)
+    app.state.metrics.in_flight.set_function(lambda: app.state.in_flight.count)
     errors.install(app)
     app.include_router(router)
-    app.add_middleware(BodyLimit, max_bytes=settings.max_upload_bytes)
+    # the last added runs first: log every request, then CORS, the key, and the body limits
+    app.add_middleware(BodyLimit, max_bytes=settings.max_upload_bytes, timeout=settings.upload_timeout)
+    if settings.api_key:
+        app.add_middleware(ApiKey, key=settings.api_key)
+    if settings.cors_origins:
+        app.add_middleware(
+            CORSMiddleware,
+            allow_origins=settings.cors_origins,
+            allow_methods=["GET", "POST"],
+            allow_headers=["X-API-Key", "Content-Type"],
+        )
+    app.add_middleware(RequestLog, metrics=app.state.metrics)
     return app

@@ -6,14 +6,15 @@ from typing import Annotated
 
 from fastapi import APIRouter, File, Query, Request, UploadFile
 from fastapi.concurrency import run_in_threadpool
-from fastapi.responses import JSONResponse
+from fastapi.responses import JSONResponse, Response
+from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
 from app.errors import ApiError
 from app.predictor import Prediction, Predictor
 from app.schemas import ErrorResponse, FaceOut, Health, PredictResponse, Ready
 
 router = APIRouter()
-ERRORS = {code: {"model": ErrorResponse} for code in (400, 413, 415, 422, 503)}
+ERRORS = {code: {"model": ErrorResponse} for code in (400, 408, 413, 415, 422, 503)}
 
 
 def _predictor(request: Request) -> Predictor:
@@ -60,8 +61,24 @@ async def predict(
     limit = request.app.state.settings.max_faces_limit
     if max_faces > limit:
         raise ApiError(422, "invalid_request", f"max_faces: at most {limit}")
+    metrics, in_flight = request.app.state.metrics, request.app.state.in_flight
+    if len((await request.form()).getlist("file")) > 1:
+        raise ApiError(422, "invalid_request", "file: send one image per request")
     data = await file.read()
-    prediction = await run_in_threadpool(predictor.predict, data, detect, max_faces)
+    if not in_flight.try_acquire():
+        metrics.rejected.inc()
+        raise ApiError(
+            503,
+            "overloaded",
+            f"{in_flight.limit} predictions are already running; retry shortly",
+            headers={"Retry-After": "1"},
+        )
+    try:
+        prediction = await run_in_threadpool(predictor.predict, data, detect, max_faces)
+    finally:
+        in_flight.release()
+    metrics.faces.observe(len(prediction.faces))
+    metrics.inference.observe(prediction.timings_ms["infer"] / 1000)
     return _response(prediction, predictor, include_distribution)
 
 
@@ -86,3 +103,9 @@ async def model_card(request: Request) -> dict:
     """The model card (model.json) and the runtime serving it."""
     predictor = _predictor(request)
     return {**predictor.model.card, "runtime": request.app.state.runtime}
+
+
+@router.get("/metrics", response_class=Response)
+async def metrics(request: Request) -> Response:
+    """Prometheus metrics: requests by endpoint and status, latencies, faces, inference time, load."""
+    return Response(generate_latest(request.app.state.metrics.registry), media_type=CONTENT_TYPE_LATEST)

@@ -58,7 +58,8 @@ class FaceDetector:
         factor = min(1.0, self.max_side / max(h, w))
         gray = cv2.cvtColor(rgb, cv2.COLOR_RGB2GRAY)
         if factor < 1.0:
-            gray = cv2.resize(gray, (round(w * factor), round(h * factor)), interpolation=cv2.INTER_AREA)
+            size = (max(1, round(w * factor)), max(1, round(h * factor)))  # a 1×10000 strip stays 1 px wide
+            gray = cv2.resize(gray, size, interpolation=cv2.INTER_AREA)
         gray = cv2.equalizeHist(gray)
         boxes, _, weights = self._cascade().detectMultiScale3(
             gray,
