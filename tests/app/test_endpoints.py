@@ -4,7 +4,7 @@ import json
 import shutil
 import subprocess
 
-from tests.app.conftest import start_service
+from scripts.loadgen import start_service
 
 
 def test_health(client):
@@ -63,7 +63,7 @@ def test_broken_model_dir_stops_startup(tmp_path, tiny_model_dir):
 
 
 def test_onnx_runtime_serves_the_same_answer(client, tiny_model_dir, test_images, tmp_path):
-    from tests.app.conftest import stop, wait_ready
+    from scripts.loadgen import stop, wait_ready
 
     onnx = start_service(tiny_model_dir, tmp_path / "onnx.log", MODEL_RUNTIME="onnx", MODEL_THREADS="1")
     try:

@@ -13,6 +13,8 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from PIL import Image
 
+from scripts.loadgen import rss_mb
+
 
 def _save(image: Image.Image, fmt: str, **kwargs) -> bytes:
     buf = io.BytesIO()
@@ -32,11 +34,6 @@ def _check(response: httpx.Response) -> None:
 
 def _post(client, data: bytes, name: str = "upload") -> httpx.Response:
     return client.post("/predict", files={"file": (name, data)})
-
-
-def _rss_kb(pid: int) -> int:
-    with open(f"/proc/{pid}/status") as fh:
-        return next(int(line.split()[1]) for line in fh if line.startswith("VmRSS"))
 
 
 @pytest.fixture(scope="module")
@@ -125,11 +122,11 @@ def test_bombs_are_refused_as_too_large(client):
 def test_memory_stays_bounded_over_hostile_uploads(client, service):
     for name in sorted(ODD):  # warm every code path once
         _post(client, ODD[name], name)
-    before = _rss_kb(service.process.pid)
+    before = rss_mb(service.process.pid)
     for _ in range(5):
         for name in sorted(ODD):
             _check(_post(client, ODD[name], name))
-    growth_mb = (_rss_kb(service.process.pid) - before) / 1024
+    growth_mb = rss_mb(service.process.pid) - before
     assert growth_mb < 100, f"resident memory grew by {growth_mb:.0f} MB"
 
 

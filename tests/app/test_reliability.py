@@ -13,7 +13,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from tests.app.conftest import start_service, stop, wait_ready
+from scripts.loadgen import start_service, stop, wait_ready
 
 KEY = "s3cret-key"
 
