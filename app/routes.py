@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Annotated
 
 from fastapi import APIRouter, File, Query, Request, UploadFile
 from fastapi.concurrency import run_in_threadpool
-from fastapi.responses import JSONResponse, Response
+from fastapi.responses import FileResponse, JSONResponse, Response
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
 from app.errors import ApiError
@@ -14,6 +15,7 @@ from app.predictor import Prediction, Predictor
 from app.schemas import ErrorResponse, FaceOut, Health, PredictResponse, Ready
 
 router = APIRouter()
+PAGE = Path(__file__).parent / "static" / "index.html"
 ERRORS = {code: {"model": ErrorResponse} for code in (400, 408, 413, 415, 422, 503)}
 
 
@@ -80,6 +82,12 @@ async def predict(
     metrics.faces.observe(len(prediction.faces))
     metrics.inference.observe(prediction.timings_ms["infer"] / 1000)
     return _response(prediction, predictor, include_distribution)
+
+
+@router.get("/", include_in_schema=False)
+async def page() -> FileResponse:
+    """A page to try the service in a browser: self-contained, works offline."""
+    return FileResponse(PAGE, media_type="text/html")
 
 
 @router.get("/health", response_model=Health)
