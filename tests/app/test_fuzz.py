@@ -183,3 +183,11 @@ def test_schemathesis_finds_no_server_error_and_no_schema_violation(service, tmp
     )
     assert result.returncode == 0, result.stdout[-4000:] + result.stderr[-2000:]
     assert "POST /predict" in result.stdout  # the run really exercised the upload endpoint
+
+
+def test_client_file_names_never_become_paths(client, test_images, tmp_path):
+    target = tmp_path / "written-by-a-client.jpg"
+    name = "../" * 12 + str(target).lstrip("/")
+    r = client.post("/predict", files={"file": (name, (test_images / "grace_hopper.bmp").read_bytes())})
+    assert r.status_code == 200
+    assert not target.exists()
