@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 from typing import Literal
 
@@ -17,7 +18,10 @@ class Settings(BaseSettings):
 
     model_dir: Path = Field(SHIPPED_MODEL, description="model directory to serve")
     model_runtime: Literal["tensorflow", "onnx"] = Field("tensorflow", description="SavedModel or model.onnx")
-    model_threads: int | None = Field(None, gt=0, description="intra-op threads of the model runtime")
+    compute_threads: int = Field(
+        len(os.sched_getaffinity(0)), gt=0, description="predictions computed in parallel (default: one per core)"
+    )
+    model_threads: int = Field(1, gt=0, description="threads inside one model forward (and OpenCV's detection)")
     max_upload_bytes: int = Field(10 * 1024 * 1024, gt=0, description="largest request body accepted")
     max_image_pixels: int = Field(40_000_000, gt=0, description="largest decoded image (width × height)")
     upload_timeout: float = Field(30.0, gt=0, description="seconds a request body may take to arrive")

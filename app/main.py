@@ -9,6 +9,7 @@ import os
 import platform
 import signal
 from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from contextlib import asynccontextmanager
 
 from fastapi import FastAPI
@@ -18,7 +19,7 @@ from app import errors
 from app.config import Settings
 from app.limits import BodyLimit, InFlight
 from app.observability import Metrics, RequestLog
-from app.predictor import Predictor
+from app.predictor import build_predictor
 from app.routes import router
 from app.security import ApiKey
 
@@ -32,21 +33,18 @@ def _stop_process() -> None:
 def _load(app: FastAPI, settings: Settings) -> None:
     import cv2
 
-    from model_training.detect import FaceDetector
-    from model_training.model_dir import AgeModel
-
-    # validates the directory and runs a warm-up batch
-    model = AgeModel(settings.model_dir, runtime=settings.model_runtime, threads=settings.model_threads)
-    detector = FaceDetector(max_side=settings.detect_max_side)
+    predictor = build_predictor(settings)  # validates the model directory and runs a warm-up batch
     app.state.runtime = {
         "runtime": settings.model_runtime,
         "runtime_version": _runtime_version(settings.model_runtime),
         "opencv": cv2.__version__,
         "python": platform.python_version(),
         "model_dir": str(settings.model_dir),
-        "detector": {"cascade": "haarcascade_frontalface_default", "max_side": detector.max_side},
+        "detector": {"cascade": "haarcascade_frontalface_default", "max_side": predictor.detector.max_side},
+        "compute_threads": settings.compute_threads,
+        "model_threads": settings.model_threads,
     }
-    app.state.predictor = Predictor(model, detector, settings.max_image_pixels, settings.interval_mass)
+    app.state.predictor = predictor
 
 
 def _runtime_version(runtime: str) -> str:
@@ -77,6 +75,7 @@ def create_app(settings: Settings | None = None, on_fatal: Callable[[], None] = 
         task = asyncio.create_task(load())
         yield
         task.cancel()
+        app.state.executor.shutdown(wait=False, cancel_futures=True)
 
     app = FastAPI(
         title="dex-age",
@@ -86,6 +85,7 @@ def create_app(settings: Settings | None = None, on_fatal: Callable[[], None] = 
     )
     app.state.settings, app.state.predictor, app.state.fatal = settings, None, None
     app.state.metrics, app.state.in_flight = Metrics(), InFlight(settings.max_in_flight)
+    app.state.executor = ThreadPoolExecutor(settings.compute_threads, thread_name_prefix="predict")
     app.state.metrics.in_flight.set_function(lambda: app.state.in_flight.count)
     errors.install(app)
     app.include_router(router)

@@ -4,10 +4,12 @@ from __future__ import annotations
 
 import time
 from dataclasses import dataclass
+from pathlib import Path
 
 import numpy as np
 
 from app import imaging
+from app.config import Settings
 from model_training.crop import Box, crop_face, crop_whole
 from model_training.detect import FaceDetector
 from model_training.distribution import AgeSummary, summarize
@@ -73,3 +75,19 @@ class Predictor:
             "total": (time.perf_counter() - start) * 1000,
         }
         return Prediction(rgb.shape[1], rgb.shape[0], faces, timings)
+
+
+def build_predictor(settings: Settings, model_dir: Path | None = None, runtime: str | None = None) -> Predictor:
+    """The service's predictor as configured; also used by the benchmark and evaluation scripts.
+
+    COMPUTE_THREADS requests run side by side, each on MODEL_THREADS threads in OpenCV and in the
+    model runtime, so the cores are used without oversubscription.
+    """
+    import cv2
+
+    cv2.setNumThreads(settings.model_threads)
+    model = AgeModel(
+        model_dir or settings.model_dir, runtime=runtime or settings.model_runtime, threads=settings.model_threads
+    )
+    detector = FaceDetector(max_side=settings.detect_max_side)
+    return Predictor(model, detector, settings.max_image_pixels, settings.interval_mass)

@@ -2,11 +2,11 @@
 
 from __future__ import annotations
 
+import asyncio
 from pathlib import Path
 from typing import Annotated
 
 from fastapi import APIRouter, File, Query, Request, UploadFile
-from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import FileResponse, JSONResponse, Response
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
@@ -76,7 +76,8 @@ async def predict(
             headers={"Retry-After": "1"},
         )
     try:
-        prediction = await run_in_threadpool(predictor.predict, data, detect, max_faces)
+        loop = asyncio.get_running_loop()
+        prediction = await loop.run_in_executor(request.app.state.executor, predictor.predict, data, detect, max_faces)
     finally:
         in_flight.release()
     metrics.faces.observe(len(prediction.faces))

@@ -23,9 +23,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from app import imaging  # noqa: E402
 from app.config import SHIPPED_MODEL, Settings  # noqa: E402
-from app.predictor import Predictor  # noqa: E402
+from app.predictor import Predictor, build_predictor  # noqa: E402
 from model_training.dataset import read_manifest  # noqa: E402
-from model_training.detect import FaceDetector  # noqa: E402
 from model_training.model_dir import ONNX, AgeModel  # noqa: E402
 from scripts.loadgen import load, rss_mb, start_service, stop, wait_ready  # noqa: E402
 
@@ -124,8 +123,8 @@ def main() -> None:
     threads = settings.model_threads
 
     images = photos()
-    model = AgeModel(args.model_dir, runtime=args.runtime, threads=threads)
-    predictor = Predictor(model, FaceDetector(max_side=settings.detect_max_side), settings.max_image_pixels)
+    predictor = build_predictor(settings, args.model_dir, args.runtime)
+    model = predictor.model
     chips = [
         (SHARED / "UTKFace" / f.path).read_bytes() for f in read_manifest(Path("manifests/utkface.csv"), "test")[:20]
     ]

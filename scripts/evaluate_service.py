@@ -20,12 +20,10 @@ import numpy as np
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from app.config import Settings  # noqa: E402
-from app.predictor import Predictor  # noqa: E402
+from app.predictor import build_predictor  # noqa: E402
 from model_training.calibrate import PAD  # noqa: E402
 from model_training.crop import read_rgb  # noqa: E402
 from model_training.dataset import read_manifest  # noqa: E402
-from model_training.detect import FaceDetector  # noqa: E402
-from model_training.model_dir import AgeModel  # noqa: E402
 
 
 def _png(rgb: np.ndarray) -> bytes:
@@ -47,8 +45,8 @@ def main() -> None:
     parser.add_argument("--out", type=Path, help="JSON file for the results")
     args = parser.parse_args()
 
-    model = AgeModel(args.model_dir)
-    predictor = Predictor(model, FaceDetector(max_side=settings.detect_max_side), settings.max_image_pixels)
+    predictor = build_predictor(settings, args.model_dir)
+    model = predictor.model
     faces = read_manifest(args.manifest, args.split)[: args.limit]
     rows = {"model_alone": [], "service_padded": [], "service_bare": []}
     for face in faces:
