@@ -16,6 +16,7 @@ import json
 import random
 import sys
 import time
+from collections.abc import Sequence
 from pathlib import Path
 
 import keras
@@ -86,7 +87,13 @@ def _compile(model: keras.Model, stage: Stage) -> None:
     )
 
 
-def train(recipe: Recipe, run_dir: Path, limit: int | None = None, log=print) -> Path:
+def train(
+    recipe: Recipe,
+    run_dir: Path,
+    limit: int | None = None,
+    log=print,
+    extra_callbacks: Sequence[keras.callbacks.Callback] = (),
+) -> Path:
     """Run (or resume) every stage of `recipe`; returns the path of the best weights."""
     run_dir.mkdir(parents=True, exist_ok=True)
     config_path, state_path, best = run_dir / "config.json", run_dir / "state.json", run_dir / "best.weights.h5"
@@ -134,7 +141,16 @@ def train(recipe: Recipe, run_dir: Path, limit: int | None = None, log=print) ->
             keras.callbacks.EarlyStopping(monitor=MONITOR, mode="min", patience=stage.patience),
             HistoryLogger(run_dir, stage.name),
         ]
-        model.fit(train_ds, validation_data=val_ds, epochs=stage.epochs, callbacks=callbacks, verbose=verbose)
+        # BackupAndRestore leaves the restored epoch on the model, and fit() starts from it; the next
+        # stage must start from its own epoch 0 (or its own backup)
+        model._initial_epoch = None
+        model.fit(
+            train_ds,
+            validation_data=val_ds,
+            epochs=stage.epochs,
+            callbacks=callbacks + list(extra_callbacks),
+            verbose=verbose,
+        )
         if best.exists():
             model.load_weights(best)
         state["completed"].append(stage.name)

@@ -45,6 +45,22 @@ def test_interrupted_run_resumes_where_it_stopped(tiny_recipe, tmp_path):
     assert "train 32 faces" in " ".join(messages)  # the limit of the interrupted run is kept
 
 
+def test_run_interrupted_inside_a_stage_resumes_it_and_runs_the_next(tiny_recipe, tmp_path):
+    import keras
+
+    recipe = replace(tiny_recipe, stages=(Stage("frozen", "head", 2, 1e-3, 5), Stage("finetune", "all", 1, 1e-4)))
+
+    class StopAfterFirstEpoch(keras.callbacks.Callback):
+        def on_epoch_end(self, epoch, logs=None):
+            raise KeyboardInterrupt
+
+    with pytest.raises(KeyboardInterrupt):
+        train(recipe, tmp_path, limit=32, log=lambda m: None, extra_callbacks=[StopAfterFirstEpoch()])
+    train(recipe, tmp_path, log=lambda m: None)
+    rows = list(csv.DictReader((tmp_path / "history.csv").open()))
+    assert [(r["stage"], r["epoch"]) for r in rows] == [("frozen", "1"), ("frozen", "2"), ("finetune", "1")]
+
+
 def test_export_writes_the_contract(tiny_model_dir):
     card = json.loads((tiny_model_dir / "model.json").read_text())
     assert card["input_size"] == 64 and card["ages"] == list(range(101))
