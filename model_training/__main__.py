@@ -68,7 +68,15 @@ def cmd_export(args: argparse.Namespace) -> None:
     from model_training.export import export
 
     spec, source = calibrate.load(args.crop)
-    export(args.run_dir, args.out, spec, source, version=args.version, name=args.name)
+    export(
+        args.run_dir,
+        args.out,
+        spec,
+        source,
+        version=args.version,
+        name=args.name,
+        calibration_faces=args.calibration_faces,
+    )
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -117,6 +125,7 @@ def main(argv: list[str] | None = None) -> None:
     p.add_argument("--version", default="0.1.0")
     p.add_argument("--name", help="model name (default: the recipe's)")
     p.add_argument("--crop", type=Path, default=DEFAULT_CROP, help="crop calibration JSON")
+    p.add_argument("--calibration-faces", type=int, help="validation faces for the temperature (default: all)")
     p.set_defaults(func=cmd_export)
 
     args = parser.parse_args(argv)

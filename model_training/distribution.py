@@ -38,3 +38,31 @@ def summarize(probabilities: np.ndarray, ages: np.ndarray, mass: float = 0.9) ->
     hi = int(np.searchsorted(cdf, 1.0 - tail - eps, side="left"))
     hi = min(max(hi, lo), len(a) - 1)
     return AgeSummary(age=mean, std=std, low=int(a[lo]), high=int(a[hi]), mass=float(p[lo : hi + 1].sum()))
+
+
+def with_temperature(probabilities: np.ndarray, temperature: float) -> np.ndarray:
+    """softmax(log p / T): T > 1 widens the distributions, T < 1 sharpens them."""
+    logits = np.log(np.clip(probabilities, 1e-12, 1.0)) / temperature
+    logits -= logits.max(axis=-1, keepdims=True)
+    e = np.exp(logits)
+    return e / e.sum(axis=-1, keepdims=True)
+
+
+def fit_temperature(
+    probabilities: np.ndarray, true_ages: np.ndarray, ages: np.ndarray, mass: float = 0.9, steps: int = 30
+) -> float:
+    """The temperature at which the central `mass` interval holds the true age for `mass` of faces.
+
+    Fitted on held-out faces, it makes the service's `age_interval` mean what it says. Coverage
+    grows with the temperature, so a bisection finds it.
+    """
+
+    def coverage(t: float) -> float:
+        summaries = [summarize(p, ages, mass) for p in with_temperature(probabilities, t)]
+        return float(np.mean([s.low <= a <= s.high for s, a in zip(summaries, true_ages, strict=True)]))
+
+    lo, hi = 0.25, 4.0
+    for _ in range(steps):
+        mid = (lo * hi) ** 0.5
+        lo, hi = (mid, hi) if coverage(mid) < mass else (lo, mid)
+    return round((lo * hi) ** 0.5, 4)

@@ -63,6 +63,28 @@ class ExpectedValue(layers.Layer):
         return {**super().get_config(), "ages": self.ages}
 
 
+@keras.saving.register_keras_serializable(package="dex")
+class Temperature(layers.Layer):
+    """softmax(log p / T) in the graph: the calibration fitted at export (see distribution.py)."""
+
+    def __init__(self, temperature: float, **kwargs) -> None:
+        super().__init__(**kwargs)
+        self.temperature = float(temperature)
+
+    def call(self, probabilities):
+        return ops.softmax(ops.log(ops.clip(probabilities, 1e-12, 1.0)) / self.temperature, axis=-1)
+
+    def get_config(self) -> dict:
+        return {**super().get_config(), "temperature": self.temperature}
+
+
+def with_temperature(model: keras.Model, temperature: float, ages: list[int]) -> keras.Model:
+    """The model with its distributions calibrated by `temperature`, the expected age recomputed."""
+    probabilities = Temperature(temperature, name="calibrated_probabilities")(model.output["probabilities"])
+    expected_age = ExpectedValue(ages, name="calibrated_expected_age")(probabilities)
+    return keras.Model(model.input, {"probabilities": probabilities, "expected_age": expected_age}, name=model.name)
+
+
 def build_backbone(name: str, weights: str, input_size: int) -> keras.Model:
     if name not in BACKBONES:
         raise ValueError(f"unknown backbone {name!r}: use one of {sorted(BACKBONES)}")

@@ -75,5 +75,5 @@ def tiny_model_dir(tiny_run: Path, tmp_path_factory) -> Path:
 
     spec, source = calibrate.load(CROP)
     out = tmp_path_factory.mktemp("models") / "tiny"
-    export(tiny_run, out, spec, source, version="0.0.0-test")
+    export(tiny_run, out, spec, source, version="0.0.0-test", calibration_faces=200)
     return out
