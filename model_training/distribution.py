@@ -61,7 +61,7 @@ def fit_temperature(
         summaries = [summarize(p, ages, mass) for p in with_temperature(probabilities, t)]
         return float(np.mean([s.low <= a <= s.high for s, a in zip(summaries, true_ages, strict=True)]))
 
-    lo, hi = 0.25, 4.0
+    lo, hi = 0.25, 16.0
     for _ in range(steps):
         mid = (lo * hi) ** 0.5
         lo, hi = (mid, hi) if coverage(mid) < mass else (lo, mid)

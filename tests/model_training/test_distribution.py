@@ -1,7 +1,7 @@
 import numpy as np
 import pytest
 
-from model_training.distribution import expected_ages, summarize
+from model_training.distribution import expected_ages, fit_temperature, summarize, with_temperature
 
 AGES = np.arange(0, 101, dtype=np.float32)
 
@@ -37,3 +37,24 @@ def test_interval_always_holds_at_least_the_mass():
 def test_expected_ages_is_the_dex_answer():
     p = np.random.default_rng(1).dirichlet(np.ones(101), size=5)
     np.testing.assert_allclose(expected_ages(p, AGES), [(row * AGES).sum() for row in p], rtol=1e-6)
+
+
+def test_temperature_one_changes_nothing_and_larger_widens():
+    p = np.exp(-0.5 * ((AGES - 40) / 3.0) ** 2)[None, :]
+    p /= p.sum()
+    np.testing.assert_allclose(with_temperature(p, 1.0), p, rtol=1e-5, atol=1e-10)
+    assert summarize(with_temperature(p, 2.0)[0], AGES).std == pytest.approx(3.0 * np.sqrt(2), rel=0.01)
+
+
+def test_fitted_temperature_makes_an_overconfident_model_honest():
+    """Predictions with std 2 around an estimate that is really off by std 6: T > 1 fixes coverage."""
+    rng = np.random.default_rng(3)
+    true = rng.uniform(15, 85, 400)
+    centre = true + rng.normal(0, 6, 400)
+    p = np.exp(-0.5 * ((AGES[None, :] - centre[:, None]) / 2.0) ** 2)
+    p /= p.sum(axis=1, keepdims=True)
+    t = fit_temperature(p, true, AGES, 0.9)
+    assert t > 1.5
+    summaries = [summarize(q, AGES) for q in with_temperature(p, t)]
+    covered = [s.low <= a <= s.high for s, a in zip(summaries, true, strict=True)]
+    assert abs(np.mean(covered) - 0.9) < 0.03

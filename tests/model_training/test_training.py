@@ -74,7 +74,7 @@ def test_export_writes_the_contract(tiny_model_dir):
 def test_saved_model_signature_and_parity_with_keras(tiny_run, tiny_model_dir, utkface_dir, tiny_recipe):
     import tensorflow as tf
 
-    from model_training.model import build_model
+    from model_training.model import build_model, with_temperature
 
     sig = tf.saved_model.load(str(tiny_model_dir / "saved_model")).signatures["serving_default"]
     (spec,) = sig.structured_input_signature[1].values()
@@ -85,7 +85,8 @@ def test_saved_model_signature_and_parity_with_keras(tiny_run, tiny_model_dir, u
     x = np.stack([crop_whole(read_rgb(str(utkface_dir / f.path)), 64) for f in faces]).astype("float32")
     keras_model = build_model(tiny_recipe, weights="none")
     keras_model.load_weights(tiny_run / "best.weights.h5")
-    want = keras_model(x, training=False)
+    temperature = json.loads((tiny_model_dir / "model.json").read_text())["calibration"]["temperature"]
+    want = with_temperature(keras_model, temperature, tiny_recipe.ages)(x, training=False)
     p, age = AgeModel(tiny_model_dir).predict(x)
     np.testing.assert_allclose(p, want["probabilities"], atol=1e-5)
     np.testing.assert_allclose(age, want["expected_age"], atol=1e-4)
