@@ -29,7 +29,7 @@ class Settings(BaseSettings):
     api_key: str | None = Field(None, description="when set, required as X-API-Key on all but /health, /ready")
     cors_origins: list[str] = Field([], description='origins allowed by CORS, e.g. ["https://example.org"]')
     max_faces_limit: int = Field(50, gt=0, description="largest max_faces a request may ask for")
-    detect_max_side: int = Field(640, gt=0, description="detection runs on a copy downscaled to this side")
+    detect_max_side: int = Field(1024, gt=0, description="detection runs on a copy downscaled to this side")
     interval_mass: float = Field(0.9, gt=0, lt=1, description="probability mass of age_interval")
     host: str = "0.0.0.0"
     port: int = 8000

@@ -26,14 +26,17 @@ class Detection:
 class FaceDetector:
     """Haar frontal-face detector run on a copy downscaled to at most `max_side` pixels.
 
-    Boxes are mapped back to the original image's coordinates and sorted largest first.
+    Boxes are mapped back to the original image's coordinates and sorted largest first. The
+    defaults were chosen with scripts/tune_detection.py: no histogram equalisation (it lost faces
+    and time), scale step 1.2 and 4 neighbours found every face of the test photos and of a
+    1920×1080 canvas at natural size in under 90 ms on one core.
     """
 
     def __init__(
         self,
-        max_side: int = 640,
-        scale_factor: float = 1.1,
-        min_neighbors: int = 5,
+        max_side: int = 1024,
+        scale_factor: float = 1.2,
+        min_neighbors: int = 4,
         min_size: int = 24,
     ) -> None:
         self.max_side = max_side
@@ -60,7 +63,6 @@ class FaceDetector:
         if factor < 1.0:
             size = (max(1, round(w * factor)), max(1, round(h * factor)))  # a 1×10000 strip stays 1 px wide
             gray = cv2.resize(gray, size, interpolation=cv2.INTER_AREA)
-        gray = cv2.equalizeHist(gray)
         boxes, _, weights = self._cascade().detectMultiScale3(
             gray,
             scaleFactor=self.scale_factor,

@@ -33,7 +33,7 @@ def main() -> None:
     images = {name: imaging.decode(data, 10**9) for name, data in photos().items()}
     print("| max side | scale | neighbours | " + " | ".join(f"{n} [{e}]" for n, e in EXPECTED.items()) + " |")
     print("|---" * (3 + len(EXPECTED)) + "|")
-    for max_side, scale, neighbours in itertools.product((640, 1024, 1280), (1.1, 1.2), (3, 5)):
+    for max_side, scale, neighbours in itertools.product((640, 1024, 1280), (1.1, 1.2), (4, 5)):
         detector = FaceDetector(max_side=max_side, scale_factor=scale, min_neighbors=neighbours)
         cells = []
         for name in EXPECTED:
