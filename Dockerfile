@@ -25,6 +25,7 @@ RUN useradd --system --uid 10001 --no-create-home --shell /usr/sbin/nologin dex 
 
 USER dex
 ENV MODEL_DIR=/srv/dex-age/models/dex-mobilenet_v2 \
+    MODEL_RUNTIME=onnx \
     HOST=0.0.0.0 \
     PORT=8000
 EXPOSE 8000
