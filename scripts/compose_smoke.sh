@@ -21,6 +21,7 @@ for _ in $(seq 180); do
 done
 echo "container health: $health after $((SECONDS - start)) s"
 curl -fsS http://127.0.0.1:8000/ready; echo
+echo "runtime: $(curl -fsS http://127.0.0.1:8000/model | python3 -c 'import json, sys; print(json.load(sys.stdin)["runtime"])')"
 echo "POST /predict $image"
 response=$(mktemp)
 curl -fsS -F "file=@$image" "http://127.0.0.1:8000/predict?include_distribution=false" -o "$response"
