@@ -39,7 +39,7 @@ def test_images() -> Path:
 
 @pytest.fixture(scope="session")
 def weights_file() -> Path:
-    return _require(REPO.parent / "shared" / "weights" / "mobilenet_v2_imagenet_torchvision_notop.weights.h5")
+    return _require(DATA.parent / "weights" / "mobilenet_v2_imagenet_torchvision_notop.weights.h5")
 
 
 @pytest.fixture(scope="session")
