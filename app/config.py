@@ -13,13 +13,20 @@ REPO = Path(__file__).resolve().parents[1]
 SHIPPED_MODEL = REPO / "models" / "dex-mobilenet_v2"
 
 
+def _cores() -> int:
+    """The cores this process may use (a container's CPU set, not the host's count, where known)."""
+    if hasattr(os, "sched_getaffinity"):
+        return len(os.sched_getaffinity(0))
+    return os.cpu_count() or 1
+
+
 class Settings(BaseSettings):
     model_config = SettingsConfigDict(env_prefix="", case_sensitive=False, protected_namespaces=())
 
     model_dir: Path = Field(SHIPPED_MODEL, description="model directory to serve")
     model_runtime: Literal["tensorflow", "onnx"] = Field("tensorflow", description="SavedModel or model.onnx")
     compute_threads: int = Field(
-        len(os.sched_getaffinity(0)), gt=0, description="predictions computed in parallel (default: one per core)"
+        default_factory=_cores, gt=0, description="predictions computed in parallel (default: one per core)"
     )
     model_threads: int = Field(1, gt=0, description="threads inside one model forward (and OpenCV's detection)")
     max_upload_bytes: int = Field(10 * 1024 * 1024, gt=0, description="largest request body accepted")
