@@ -9,7 +9,7 @@ import numpy as np
 
 from model_training.crop import crop_whole, read_rgb
 from model_training.dataset import Face, file_sha256, read_manifest
-from model_training.distribution import summarize
+from model_training.distribution import expected_ages, summarize
 from model_training.model_dir import CARD, AgeModel
 from model_training.plots import plot_bands, plot_calibration, plot_predictions
 
@@ -119,7 +119,7 @@ def evaluate(
     out_dir = out_dir or Path(model_dir) / "evaluation"
     out_dir.mkdir(parents=True, exist_ok=True)
     (out_dir / "metrics.json").write_text(json.dumps(metrics, indent=2) + "\n")
-    pred = probabilities @ model.ages
+    pred = expected_ages(probabilities, model.ages)
     plot_predictions(true, pred, out_dir / "predicted_vs_true.png")
     plot_bands(metrics["mae_by_band"], out_dir / "error_by_band.png")
     plot_calibration(metrics["calibration"], out_dir / "calibration.png")

@@ -7,7 +7,6 @@ jittered square around the chip.
 
 from __future__ import annotations
 
-import math
 from pathlib import Path
 
 import cv2
@@ -82,7 +81,3 @@ def make_dataset(
 
     ds = ds.map(load, num_parallel_calls=AUTOTUNE, deterministic=not training)
     return ds.batch(batch_size or recipe.batch_size).prefetch(AUTOTUNE)
-
-
-def steps(n: int, batch_size: int) -> int:
-    return math.ceil(n / batch_size)
