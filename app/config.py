@@ -9,6 +9,8 @@ from typing import Literal
 from pydantic import Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from model_training.distribution import INTERVAL_MASS
+
 REPO = Path(__file__).resolve().parents[1]
 SHIPPED_MODEL = REPO / "models" / "dex-mobilenet_v2"
 
@@ -37,7 +39,7 @@ class Settings(BaseSettings):
     cors_origins: list[str] = Field([], description='origins allowed by CORS, e.g. ["https://example.org"]')
     max_faces_limit: int = Field(50, gt=0, description="largest max_faces a request may ask for")
     detect_max_side: int = Field(1024, gt=0, description="detection runs on a copy downscaled to this side")
-    interval_mass: float = Field(0.9, gt=0, lt=1, description="probability mass of age_interval")
+    interval_mass: float = Field(INTERVAL_MASS, gt=0, lt=1, description="probability mass of age_interval")
     host: str = "0.0.0.0"
     port: int = 8000
     log_level: str = "info"

@@ -33,7 +33,7 @@ class Prediction:
 
 
 class Predictor:
-    def __init__(self, model: AgeModel, detector: FaceDetector, max_pixels: int, interval_mass: float = 0.9) -> None:
+    def __init__(self, model: AgeModel, detector: FaceDetector, max_pixels: int, interval_mass: float) -> None:
         self.model, self.detector = model, detector
         self.max_pixels, self.interval_mass = max_pixels, interval_mass
 

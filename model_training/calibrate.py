@@ -14,26 +14,36 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-from model_training.crop import CropSpec, read_rgb
+from model_training.crop import Box, CropSpec, read_rgb
 from model_training.dataset import Face
 from model_training.detect import FaceDetector
 
 PAD = 0.5  # border added on each side, as a share of the chip side
 
 
+def pad_chip(image: np.ndarray) -> tuple[np.ndarray, float, float]:
+    """The chip inside a replicated border, as a face inside a larger photo, and its centre there."""
+    h, w = image.shape[:2]
+    pad = int(PAD * max(h, w))
+    return cv2.copyMakeBorder(image, pad, pad, pad, pad, cv2.BORDER_REPLICATE), pad + w / 2, pad + h / 2
+
+
+def nearest(boxes: list[Box], cx: float, cy: float) -> int:
+    """Index of the box whose centre is nearest (cx, cy): the chip's own face, not a neighbour."""
+    return min(
+        range(len(boxes)),
+        key=lambda i: (boxes[i].x + boxes[i].width / 2 - cx) ** 2 + (boxes[i].y + boxes[i].height / 2 - cy) ** 2,
+    )
+
+
 def measure_chip(image: np.ndarray, detector: FaceDetector) -> tuple[float, float, float] | None:
     """(scale, shift_x, shift_y) of the chip frame relative to the detected box, or None."""
     h, w = image.shape[:2]
-    pad = int(PAD * max(h, w))
-    padded = cv2.copyMakeBorder(image, pad, pad, pad, pad, cv2.BORDER_REPLICATE)
-    detections = detector.detect(padded)
-    if not detections:
+    padded, cx, cy = pad_chip(image)
+    boxes = [d.box for d in detector.detect(padded)]
+    if not boxes:
         return None
-    cx, cy = pad + w / 2, pad + h / 2
-    box = min(
-        (d.box for d in detections),
-        key=lambda b: (b.x + b.width / 2 - cx) ** 2 + (b.y + b.height / 2 - cy) ** 2,
-    )
+    box = boxes[nearest(boxes, cx, cy)]
     side = max(box.width, box.height)
     return (
         max(h, w) / side,

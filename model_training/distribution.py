@@ -6,6 +6,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
+INTERVAL_MASS = 0.9  # the probability the service's age_interval holds, unless configured otherwise
+
 
 @dataclass(frozen=True)
 class AgeSummary:
@@ -20,7 +22,7 @@ def expected_ages(probabilities: np.ndarray, ages: np.ndarray) -> np.ndarray:
     return probabilities @ ages
 
 
-def summarize(probabilities: np.ndarray, ages: np.ndarray, mass: float = 0.9) -> AgeSummary:
+def summarize(probabilities: np.ndarray, ages: np.ndarray, mass: float = INTERVAL_MASS) -> AgeSummary:
     """Expected age, its standard deviation, and the central interval holding at least `mass`.
 
     The interval is central (cut (1 - mass)/2 from each tail), so its ends are quantiles; the
@@ -48,8 +50,16 @@ def with_temperature(probabilities: np.ndarray, temperature: float) -> np.ndarra
     return e / e.sum(axis=-1, keepdims=True)
 
 
+def covered(
+    probabilities: np.ndarray, true_ages: np.ndarray, ages: np.ndarray, mass: float = INTERVAL_MASS
+) -> np.ndarray:
+    """For each face: does the central `mass` interval of its distribution hold its true age?"""
+    summaries = (summarize(p, ages, mass) for p in probabilities)
+    return np.array([s.low <= t <= s.high for s, t in zip(summaries, true_ages, strict=True)])
+
+
 def fit_temperature(
-    probabilities: np.ndarray, true_ages: np.ndarray, ages: np.ndarray, mass: float = 0.9, steps: int = 30
+    probabilities: np.ndarray, true_ages: np.ndarray, ages: np.ndarray, mass: float = INTERVAL_MASS, steps: int = 30
 ) -> float:
     """The temperature at which the central `mass` interval holds the true age for `mass` of faces.
 
@@ -57,12 +67,9 @@ def fit_temperature(
     grows with the temperature, so a bisection finds it.
     """
 
-    def coverage(t: float) -> float:
-        summaries = [summarize(p, ages, mass) for p in with_temperature(probabilities, t)]
-        return float(np.mean([s.low <= a <= s.high for s, a in zip(summaries, true_ages, strict=True)]))
-
     lo, hi = 0.25, 16.0
     for _ in range(steps):
         mid = (lo * hi) ** 0.5
-        lo, hi = (mid, hi) if coverage(mid) < mass else (lo, mid)
+        coverage = covered(with_temperature(probabilities, mid), true_ages, ages, mass).mean()
+        lo, hi = (mid, hi) if coverage < mass else (lo, mid)
     return round((lo * hi) ** 0.5, 4)

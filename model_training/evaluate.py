@@ -9,12 +9,11 @@ import numpy as np
 
 from model_training.crop import crop_whole, read_rgb
 from model_training.dataset import Face, file_sha256, read_manifest
-from model_training.distribution import expected_ages, summarize
+from model_training.distribution import INTERVAL_MASS, expected_ages, summarize
 from model_training.model_dir import CARD, AgeModel
 from model_training.plots import plot_bands, plot_calibration, plot_predictions
 
 BANDS = [(lo, lo + 9, f"{lo}-{lo + 9}") for lo in range(0, 70, 10)] + [(70, 10_000, "70+")]
-INTERVAL_MASS = 0.9
 
 
 def compute_metrics(true: np.ndarray, probabilities: np.ndarray, ages: np.ndarray, mass: float = INTERVAL_MASS) -> dict:
@@ -56,13 +55,15 @@ def compute_metrics(true: np.ndarray, probabilities: np.ndarray, ages: np.ndarra
     }
 
 
+def load_chips(faces: list[Face], data_root: Path, size: int) -> np.ndarray:
+    """Manifest faces as model inputs, framed as the training chips are (the whole chip, resized)."""
+    return np.stack([crop_whole(read_rgb(str(data_root / f.path)), size) for f in faces]).astype(np.float32)
+
+
 def predict_faces(model: AgeModel, faces: list[Face], data_root: Path, batch_size: int = 64) -> np.ndarray:
-    """Probabilities for each face, framed as the training chips are (the whole chip, resized)."""
-    out = []
-    for i in range(0, len(faces), batch_size):
-        batch = [crop_whole(read_rgb(str(data_root / f.path)), model.input_size) for f in faces[i : i + batch_size]]
-        out.append(model.predict(np.stack(batch))[0])
-    return np.concatenate(out)
+    """Probabilities for each face."""
+    batches = (faces[i : i + batch_size] for i in range(0, len(faces), batch_size))
+    return np.concatenate([model.predict(load_chips(b, data_root, model.input_size))[0] for b in batches])
 
 
 def write_report(metrics: dict, out_dir: Path, title: str) -> None:

@@ -21,17 +21,13 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from app.config import Settings  # noqa: E402
 from app.predictor import build_predictor  # noqa: E402
-from model_training.calibrate import PAD  # noqa: E402
+from model_training.calibrate import nearest, pad_chip  # noqa: E402
 from model_training.crop import read_rgb  # noqa: E402
 from model_training.dataset import read_manifest  # noqa: E402
 
 
 def _png(rgb: np.ndarray) -> bytes:
     return cv2.imencode(".png", cv2.cvtColor(rgb, cv2.COLOR_RGB2BGR))[1].tobytes()
-
-
-def _central(faces, cx: float, cy: float):
-    return min(faces, key=lambda f: (f.box.x + f.box.width / 2 - cx) ** 2 + (f.box.y + f.box.height / 2 - cy) ** 2)
 
 
 def main() -> None:
@@ -54,14 +50,11 @@ def main() -> None:
         h, w = chip.shape[:2]
         alone = predictor.predict(_png(chip), detect=False).faces[0].summary.age
         rows["model_alone"].append((face.age, alone))
-        pad = int(PAD * max(h, w))
-        padded = cv2.copyMakeBorder(chip, pad, pad, pad, pad, cv2.BORDER_REPLICATE)
-        for key, image, cx, cy in (
-            ("service_padded", padded, pad + w / 2, pad + h / 2),
-            ("service_bare", chip, w / 2, h / 2),
-        ):
+        padded, pcx, pcy = pad_chip(chip)
+        for key, image, cx, cy in (("service_padded", padded, pcx, pcy), ("service_bare", chip, w / 2, h / 2)):
             found = predictor.predict(_png(image), detect=True).faces
-            rows[key].append((face.age, _central(found, cx, cy).summary.age if found else None))
+            age = found[nearest([f.box for f in found], cx, cy)].summary.age if found else None
+            rows[key].append((face.age, age))
 
     alone_err = {i: abs(t - p) for i, (t, p) in enumerate(rows["model_alone"])}
     results = {"faces": len(faces), "split": args.split, "model": model.card["name"] + " " + model.card["version"]}
