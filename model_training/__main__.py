@@ -14,8 +14,8 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 warnings.filterwarnings("ignore", message="Skipping variable loading for optimizer")
 warnings.filterwarnings("ignore", message="`shuffle=True` was passed")
 
-DEFAULT_DATA = Path("../shared/data/UTKFace")
-DEFAULT_MANIFEST = Path("manifests/utkface.csv")
+from model_training.dataset import DEFAULT_DATA_ROOT, DEFAULT_MANIFEST  # noqa: E402
+
 DEFAULT_CROP = Path("manifests/crop_calibration.json")
 
 
@@ -84,13 +84,13 @@ def main(argv: list[str] | None = None) -> None:
     sub = parser.add_subparsers(dest="command", required=True)
 
     p = sub.add_parser("index", help="index a UTKFace folder and write the split manifest")
-    p.add_argument("--data-root", type=Path, default=DEFAULT_DATA)
+    p.add_argument("--data-root", type=Path, default=DEFAULT_DATA_ROOT)
     p.add_argument("--manifest", type=Path, default=DEFAULT_MANIFEST, help="CSV to write")
     p.add_argument("--seed", type=int, default=42)
     p.set_defaults(func=cmd_index)
 
     p = sub.add_parser("calibrate-crop", help="measure how a detector box maps to the training framing")
-    p.add_argument("--data-root", type=Path, default=DEFAULT_DATA)
+    p.add_argument("--data-root", type=Path, default=DEFAULT_DATA_ROOT)
     p.add_argument("--manifest", type=Path, default=DEFAULT_MANIFEST)
     p.add_argument("--limit", type=int, default=2000, help="training faces to measure")
     p.add_argument("--seed", type=int, default=42)
@@ -113,7 +113,7 @@ def main(argv: list[str] | None = None) -> None:
     p.add_argument("model_dir", type=Path)
     p.add_argument("--split", default="test", choices=["train", "val", "test"])
     p.add_argument("--manifest", type=Path, default=DEFAULT_MANIFEST)
-    p.add_argument("--data-root", type=Path, default=DEFAULT_DATA)
+    p.add_argument("--data-root", type=Path, default=DEFAULT_DATA_ROOT)
     p.add_argument("--out", type=Path, help="report folder (default MODEL_DIR/evaluation)")
     p.add_argument("--limit", type=int)
     p.add_argument("--record", action="store_true", help="also write the metrics into MODEL_DIR/model.json")

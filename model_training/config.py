@@ -7,6 +7,8 @@ import tomllib
 from dataclasses import asdict, dataclass, field, fields, replace
 from pathlib import Path
 
+from model_training.dataset import DEFAULT_DATA_ROOT, DEFAULT_MANIFEST
+
 RECIPES = Path(__file__).parent / "recipes"
 
 
@@ -41,8 +43,8 @@ class Recipe:
     dropout: float = 0.2
     batch_size: int = 32
     seed: int = 1337
-    manifest: str = "manifests/utkface.csv"
-    data_root: str = "../shared/data/UTKFace"
+    manifest: str = str(DEFAULT_MANIFEST)
+    data_root: str = str(DEFAULT_DATA_ROOT)
     augment: Augment = field(default_factory=Augment)
     stages: tuple[Stage, ...] = ()
 

@@ -18,6 +18,10 @@ from pathlib import Path
 import cv2
 import numpy as np
 
+# Where things are, relative to the repository root (the commands run from there).
+DEFAULT_DATA_ROOT = Path("../shared/data/UTKFace")
+DEFAULT_MANIFEST = Path("manifests/utkface.csv")
+
 SPLITS = ("train", "val", "test")
 FIELDS = ("path", "sha256", "age", "split")
 _AGE = re.compile(r"^\s*(\d+)")

@@ -24,9 +24,9 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from app import imaging  # noqa: E402
 from app.config import SHIPPED_MODEL, Settings  # noqa: E402
 from app.predictor import Predictor, build_predictor  # noqa: E402
-from model_training.dataset import read_manifest  # noqa: E402
+from model_training.dataset import DEFAULT_MANIFEST, read_manifest  # noqa: E402
 from model_training.model_dir import ONNX, AgeModel  # noqa: E402
-from scripts.loadgen import load, rss_mb, start_service, stop, wait_ready  # noqa: E402
+from scripts.loadgen import REPO, load, rss_mb, start_service, stop, wait_ready  # noqa: E402
 
 SHARED = Path(__file__).resolve().parents[2] / "shared" / "data"
 
@@ -125,9 +125,7 @@ def main() -> None:
     images = photos()
     predictor = build_predictor(settings, args.model_dir, args.runtime)
     model = predictor.model
-    chips = [
-        (SHARED / "UTKFace" / f.path).read_bytes() for f in read_manifest(Path("manifests/utkface.csv"), "test")[:20]
-    ]
+    chips = [(SHARED / "UTKFace" / f.path).read_bytes() for f in read_manifest(REPO / DEFAULT_MANIFEST, "test")[:20]]
     rows = {name: stages(predictor, data, True, repeats) for name, data in images.items()}
     rows["UTKFace chip, detect=false"] = stages(predictor, chips[0], False, repeats)
     runtimes = {

@@ -23,7 +23,7 @@ from app.config import Settings  # noqa: E402
 from app.predictor import build_predictor  # noqa: E402
 from model_training.calibrate import nearest, pad_chip  # noqa: E402
 from model_training.crop import read_rgb  # noqa: E402
-from model_training.dataset import read_manifest  # noqa: E402
+from model_training.dataset import DEFAULT_DATA_ROOT, DEFAULT_MANIFEST, read_manifest  # noqa: E402
 
 
 def _png(rgb: np.ndarray) -> bytes:
@@ -34,8 +34,8 @@ def main() -> None:
     settings = Settings()
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("model_dir", type=Path, nargs="?", default=settings.model_dir)
-    parser.add_argument("--manifest", type=Path, default=Path("manifests/utkface.csv"))
-    parser.add_argument("--data-root", type=Path, default=Path("../shared/data/UTKFace"))
+    parser.add_argument("--manifest", type=Path, default=DEFAULT_MANIFEST)
+    parser.add_argument("--data-root", type=Path, default=DEFAULT_DATA_ROOT)
     parser.add_argument("--split", default="test")
     parser.add_argument("--limit", type=int)
     parser.add_argument("--out", type=Path, help="JSON file for the results")
