@@ -38,7 +38,15 @@ class Settings(BaseSettings):
     api_key: str | None = Field(None, description="when set, required as X-API-Key on all but /health, /ready")
     cors_origins: list[str] = Field([], description='origins allowed by CORS, e.g. ["https://example.org"]')
     max_faces_limit: int = Field(50, gt=0, description="largest max_faces a request may ask for")
-    detect_max_side: int = Field(1024, gt=0, description="detection runs on a copy downscaled to this side")
+    detector: Literal["dnn", "haar"] = Field("dnn", description="OpenCV's DNN face detector or its Haar cascade")
+    min_face_confidence: float = Field(
+        0.5, ge=0, le=1, description="dnn: smallest detection probability reported as a face"
+    )
+    detect_min_face: int = Field(48, gt=0, description="dnn: smallest face, in pixels, to look for in large photos")
+    detect_max_pixels: int = Field(
+        400_000, gt=0, description="dnn: most pixels the detail pass looks at (bounds the time on large photos)"
+    )
+    detect_max_side: int = Field(1024, gt=0, description="haar: detection runs on a copy downscaled to this side")
     interval_mass: float = Field(INTERVAL_MASS, gt=0, lt=1, description="probability mass of age_interval")
     host: str = "0.0.0.0"
     port: int = 8000

@@ -40,7 +40,7 @@ def _load(app: FastAPI, settings: Settings) -> None:
         "opencv": cv2.__version__,
         "python": platform.python_version(),
         "model_dir": str(settings.model_dir),
-        "detector": {"cascade": "haarcascade_frontalface_default", "max_side": predictor.detector.max_side},
+        "detector": predictor.detector.describe(),
         "compute_threads": settings.compute_threads,
         "model_threads": settings.model_threads,
     }

@@ -11,7 +11,7 @@ import numpy as np
 from app import imaging
 from app.config import Settings
 from model_training.crop import Box, crop_face, crop_whole
-from model_training.detect import FaceDetector
+from model_training.detect import FaceDetector, make_detector
 from model_training.distribution import AgeSummary, summarize
 from model_training.model_dir import AgeModel
 
@@ -35,6 +35,7 @@ class Prediction:
 class Predictor:
     def __init__(self, model: AgeModel, detector: FaceDetector, max_pixels: int, interval_mass: float) -> None:
         self.model, self.detector = model, detector
+        self.crop = model.crop_for(detector.name)  # refuses a model without a crop for this detector
         self.max_pixels, self.interval_mass = max_pixels, interval_mass
 
     def faces(self, rgb: np.ndarray, detect: bool, max_faces: int) -> tuple[list[Box], list[float | None], float]:
@@ -51,7 +52,7 @@ class Predictor:
         size = self.model.input_size
         if not detect:
             return crop_whole(rgb, size)[None]
-        return np.stack([crop_face(rgb, box, self.model.crop, size) for box in boxes])
+        return np.stack([crop_face(rgb, box, self.crop, size) for box in boxes])
 
     def predict(self, data: bytes, detect: bool = True, max_faces: int = 10) -> Prediction:
         start = time.perf_counter()
@@ -89,5 +90,11 @@ def build_predictor(settings: Settings, model_dir: Path | None = None, runtime: 
     model = AgeModel(
         model_dir or settings.model_dir, runtime=runtime or settings.model_runtime, threads=settings.model_threads
     )
-    detector = FaceDetector(max_side=settings.detect_max_side)
+    detector = make_detector(
+        settings.detector,
+        min_confidence=settings.min_face_confidence,
+        min_face=settings.detect_min_face,
+        max_pixels=settings.detect_max_pixels,
+        max_side=settings.detect_max_side,
+    )
     return Predictor(model, detector, settings.max_image_pixels, settings.interval_mass)

@@ -35,7 +35,11 @@ class Distribution(BaseModel):
 
 class FaceOut(BaseModel):
     box: BoxOut = Field(description="face box in the uploaded image's pixels (after EXIF rotation)")
-    detection_score: float | None = Field(description="Haar cascade confidence; null when detect=false")
+    detection_score: float | None = Field(
+        description="the detector's confidence: with DETECTOR=dnn (the default) the probability in [0, 1] that "
+        "the box holds a face; with DETECTOR=haar the cascade's level weight (unbounded, larger is surer); "
+        "null when detect=false"
+    )
     age: float = Field(description="expected age, Σ p·age")
     age_std: float = Field(description="standard deviation of the age distribution")
     age_interval: AgeInterval

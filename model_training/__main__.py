@@ -1,4 +1,4 @@
-"""python -m model_training {index,calibrate-crop,train,evaluate,export} — run from the repo root."""
+"""python -m model_training {index,calibrate-crop,train,evaluate,export,set-crop} — run from the repo root."""
 
 from __future__ import annotations
 
@@ -15,8 +15,20 @@ warnings.filterwarnings("ignore", message="Skipping variable loading for optimiz
 warnings.filterwarnings("ignore", message="`shuffle=True` was passed")
 
 from model_training.dataset import DEFAULT_DATA_ROOT, DEFAULT_MANIFEST  # noqa: E402
+from model_training.detect import DETECTORS  # noqa: E402
 
-DEFAULT_CROP = Path("manifests/crop_calibration.json")
+CROP_HELP = "a crop calibration JSON, once per detector (default: every manifests/crop_*.json)"
+
+
+
+def _crops(paths: list[Path] | None) -> dict[str, dict]:
+    """Crops by detector from calibration files (default: every manifests/crop_*.json)."""
+    from model_training import calibrate
+
+    paths = paths or sorted(Path("manifests").glob("crop_*.json"))
+    if not paths:
+        raise FileNotFoundError("no crop calibration: run python -m model_training calibrate-crop first")
+    return dict(calibrate.load(path) for path in paths)
 
 
 def cmd_index(args: argparse.Namespace) -> None:
@@ -32,12 +44,14 @@ def cmd_index(args: argparse.Namespace) -> None:
 def cmd_calibrate_crop(args: argparse.Namespace) -> None:
     from model_training import calibrate
     from model_training.dataset import read_manifest
+    from model_training.detect import make_detector
 
     faces = read_manifest(args.manifest, "train")
     faces = random.Random(args.seed).sample(faces, min(args.limit, len(faces)))
-    spec, info = calibrate.calibrate(faces, args.data_root)
-    calibrate.save(spec, info, args.out)
-    print(f"crop {spec} from {info['detected']}/{info['faces']} detected chips → {args.out}")
+    spec, info = calibrate.calibrate(faces, args.data_root, make_detector(args.detector))
+    out = args.out or calibrate.default_path(args.detector)
+    calibrate.save(spec, info, out)
+    print(f"{args.detector} crop {spec} from {info['detected']}/{info['faces']} detected chips → {out}")
 
 
 def cmd_train(args: argparse.Namespace) -> None:
@@ -64,19 +78,23 @@ def cmd_evaluate(args: argparse.Namespace) -> None:
 
 
 def cmd_export(args: argparse.Namespace) -> None:
-    from model_training import calibrate
     from model_training.export import export
 
-    spec, source = calibrate.load(args.crop)
     export(
         args.run_dir,
         args.out,
-        spec,
-        source,
+        _crops(args.crop),
         version=args.version,
         name=args.name,
         calibration_faces=args.calibration_faces,
     )
+
+
+def cmd_set_crop(args: argparse.Namespace) -> None:
+    from model_training.export import set_crops
+
+    card = set_crops(args.model_dir, _crops(args.crop), args.version)
+    print(f"{args.model_dir} {card['version']}: crops for {', '.join(sorted(card['crops']))}")
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -94,7 +112,8 @@ def main(argv: list[str] | None = None) -> None:
     p.add_argument("--manifest", type=Path, default=DEFAULT_MANIFEST)
     p.add_argument("--limit", type=int, default=2000, help="training faces to measure")
     p.add_argument("--seed", type=int, default=42)
-    p.add_argument("--out", type=Path, default=DEFAULT_CROP)
+    p.add_argument("--detector", default="dnn", choices=DETECTORS, help="the detector whose boxes to measure")
+    p.add_argument("--out", type=Path, help="calibration JSON (default manifests/crop_DETECTOR.json)")
     p.set_defaults(func=cmd_calibrate_crop)
 
     p = sub.add_parser("train", help="run or resume the DEX stages of a recipe")
@@ -124,9 +143,15 @@ def main(argv: list[str] | None = None) -> None:
     p.add_argument("--out", type=Path, required=True, help="model directory to write (replaced)")
     p.add_argument("--version", default="0.1.0")
     p.add_argument("--name", help="model name (default: the recipe's)")
-    p.add_argument("--crop", type=Path, default=DEFAULT_CROP, help="crop calibration JSON")
+    p.add_argument("--crop", type=Path, action="append", help=CROP_HELP)
     p.add_argument("--calibration-faces", type=int, help="validation faces for the temperature (default: all)")
     p.set_defaults(func=cmd_export)
+
+    p = sub.add_parser("set-crop", help="replace a model directory's crops (after re-calibrating a detector)")
+    p.add_argument("model_dir", type=Path)
+    p.add_argument("--crop", type=Path, action="append", help=CROP_HELP)
+    p.add_argument("--version", help="new model version (default: unchanged)")
+    p.set_defaults(func=cmd_set_crop)
 
     args = parser.parse_args(argv)
     try:

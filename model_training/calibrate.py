@@ -1,9 +1,11 @@
-"""Measure the crop: where the service's detector puts its box on a training face.
+"""Measure the crop: where a face detector puts its box on a training face.
 
-Each training chip is padded with a replicated border (the Haar cascade finds few faces in a
-bare 200 px chip, most once it has context), the detector runs on it, and the chip's own frame is
-expressed relative to the box. The medians make the `CropSpec` that reproduces the training
-framing from a detector box.
+Each training chip is padded with a replicated border (as a face inside a larger photo; the Haar
+cascade finds few faces in a bare 200 px chip), the detector runs on it, and the chip's own frame
+is expressed relative to the box. The medians make the `CropSpec` that reproduces the training
+framing from that detector's boxes: each detector frames a face its own way, so a crop is
+recorded with the detector it was measured with (manifests/crop_DETECTOR.json) and a model
+directory carries one per detector.
 """
 
 from __future__ import annotations
@@ -16,7 +18,7 @@ import numpy as np
 
 from model_training.crop import Box, CropSpec, read_rgb
 from model_training.dataset import Face
-from model_training.detect import FaceDetector
+from model_training.detect import FaceDetector, make_detector
 
 PAD = 0.5  # border added on each side, as a share of the chip side
 
@@ -52,8 +54,12 @@ def measure_chip(image: np.ndarray, detector: FaceDetector) -> tuple[float, floa
     )
 
 
+def default_path(detector: str) -> Path:
+    return Path("manifests") / f"crop_{detector}.json"
+
+
 def calibrate(faces: list[Face], data_root: Path, detector: FaceDetector | None = None) -> tuple[CropSpec, dict]:
-    detector = detector or FaceDetector()
+    detector = detector or make_detector("dnn")
     found = [m for f in faces if (m := measure_chip(read_rgb(str(data_root / f.path)), detector))]
     if not found:
         raise ValueError("the detector found no face on any chip")
@@ -67,7 +73,8 @@ def calibrate(faces: list[Face], data_root: Path, detector: FaceDetector | None 
         "detected": len(found),
         "detection_rate": round(len(found) / len(faces), 4),
         "scale_iqr": [round(float(q), 4) for q in np.percentile(values[:, 0], [25, 75])],
-        "detector": {"cascade": "haarcascade_frontalface_default", "pad": PAD},
+        "pad": PAD,
+        "detector": detector.describe(),
     }
     return spec, info
 
@@ -76,6 +83,11 @@ def save(spec: CropSpec, info: dict, path: Path) -> None:
     path.write_text(json.dumps({**spec.to_dict(), "source": info}, indent=2) + "\n")
 
 
-def load(path: Path) -> tuple[CropSpec, dict]:
+def load(path: Path) -> tuple[str, dict]:
+    """(detector name, the crop as a model card holds it: scale, shifts and their source)."""
     data = json.loads(Path(path).read_text())
-    return CropSpec.from_dict(data), data.get("source", {})
+    CropSpec.from_dict(data)  # raises on a malformed file
+    detector = data.get("source", {}).get("detector", {})
+    if "name" not in detector:
+        raise ValueError(f"{path}: the crop does not say which detector it was measured with")
+    return detector["name"], data

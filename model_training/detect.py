@@ -1,20 +1,32 @@
-"""Face detection with OpenCV's Haar cascade, shared by crop calibration and the service.
+"""Face detection, shared by crop calibration and the service: OpenCV's DNN face detector (the
+default) or its Haar cascade. Both return boxes clipped to the image, largest first.
 
-`cv2.CascadeClassifier` is not safe to share between threads (OpenCV 4.14 asserts inside
-`detectMultiScale` under concurrent use), so each thread gets its own instance.
+OpenCV's detectors are not safe to share between threads (`detectMultiScale` asserts and
+`Net.forward` reuses its buffers under concurrent use), so each thread gets its own instance.
 """
 
 from __future__ import annotations
 
+import hashlib
 import threading
 from dataclasses import dataclass
+from pathlib import Path
+from typing import Protocol
 
 import cv2
 import numpy as np
 
 from model_training.crop import Box
 
+DETECTORS = ("dnn", "haar")
 CASCADE = "haarcascade_frontalface_default.xml"
+DNN_DIR = Path(__file__).parent / "face_detector"
+DNN_CONFIG = "deploy.prototxt"
+DNN_WEIGHTS = "res10_300x300_ssd_iter_140000.caffemodel"
+DNN_SHA256 = {
+    DNN_CONFIG: "34d850436faf158ca4e690533ba27c1decf29653559299d80db9274146332ca7",
+    DNN_WEIGHTS: "2a56a11a57a4a295956b0660b4a3d76bbdca2206c4961cea8efe7d95c7cb2f2d",
+}
 
 
 @dataclass(frozen=True)
@@ -23,21 +35,39 @@ class Detection:
     score: float
 
 
-class FaceDetector:
+class FaceDetector(Protocol):
+    name: str
+
+    def detect(self, rgb: np.ndarray) -> list[Detection]: ...
+
+    def describe(self) -> dict: ...
+
+
+def _clip(x0: float, y0: float, x1: float, y1: float, w: int, h: int) -> Box | None:
+    """The box's part inside the image, in whole pixels; None when nothing of it is inside."""
+    left, top = max(0, int(round(x0))), max(0, int(round(y0)))
+    right, bottom = min(w, int(round(x1))), min(h, int(round(y1)))
+    if right - left < 1 or bottom - top < 1:
+        return None
+    return Box(left, top, right - left, bottom - top)
+
+
+def _largest_first(detections: list[Detection]) -> list[Detection]:
+    return sorted(detections, key=lambda d: d.box.width * d.box.height, reverse=True)
+
+
+class HaarDetector:
     """Haar frontal-face detector run on a copy downscaled to at most `max_side` pixels.
 
-    Boxes are mapped back to the original image's coordinates and sorted largest first. The
+    `score` is the cascade's level weight (unbounded; larger is surer), not a probability. The
     defaults were chosen with scripts/tune_detection.py: no histogram equalisation (it lost faces
-    and time), scale step 1.2 and 4 neighbours found every face of the test photos and of a
-    1920×1080 canvas at natural size in under 90 ms on one core.
+    and time), scale step 1.2 and 4 neighbours.
     """
 
+    name = "haar"
+
     def __init__(
-        self,
-        max_side: int = 1024,
-        scale_factor: float = 1.2,
-        min_neighbors: int = 4,
-        min_size: int = 24,
+        self, max_side: int = 1024, scale_factor: float = 1.2, min_neighbors: int = 4, min_size: int = 24
     ) -> None:
         self.max_side = max_side
         self.scale_factor = scale_factor
@@ -56,6 +86,9 @@ class FaceDetector:
             self._local.cascade = cascade
         return cascade
 
+    def describe(self) -> dict:
+        return {"name": self.name, "cascade": CASCADE.removesuffix(".xml"), "max_side": self.max_side}
+
     def detect(self, rgb: np.ndarray) -> list[Detection]:
         h, w = rgb.shape[:2]
         factor = min(1.0, self.max_side / max(h, w))
@@ -72,13 +105,173 @@ class FaceDetector:
         )
         detections = []
         for (x, y, bw, bh), weight in zip(np.asarray(boxes).reshape(-1, 4), np.ravel(weights), strict=False):
-            box = Box(
-                x=int(round(x / factor)),
-                y=int(round(y / factor)),
-                width=int(round(bw / factor)),
-                height=int(round(bh / factor)),
+            box = _clip(x / factor, y / factor, (x + bw) / factor, (y + bh) / factor, w, h)
+            if box is not None:
+                detections.append(Detection(box=box, score=float(weight)))
+        return _largest_first(detections)
+
+
+def _sha256(path: Path) -> str:
+    return hashlib.sha256(path.read_bytes()).hexdigest()
+
+
+class DnnDetector:
+    """OpenCV's DNN face detector (an SSD with a ResNet-10 trunk, Caffe files in face_detector/).
+
+    Two passes, each responsible for a range of face sizes:
+
+    - *whole*: the image letterboxed in a square with `margin` of its long side on every side,
+      resized to 300×300. The network returns phantom boxes (copies of a real face's box,
+      displaced to the lower right or to the top left) once a face spans more than about half
+      of its input; with the margin no face can, so this pass finds the large faces cleanly.
+    - *detail*, when the image is larger than the whole pass sees it: the image itself, scaled
+      to at most `detail_pixels` input pixels (aspect kept), for faces too small for the whole
+      pass. It keeps only boxes under `DETAIL_MAX_FACE` of its input's short side, the range
+      where no phantom arises; larger faces are the whole pass's.
+
+    Boxes of both passes are merged by non-maximum suppression, clipped to the image and
+    returned largest first; `score` is the network's probability that the box holds a face.
+    """
+
+    name = "dnn"
+    NET_MIN_FACE = 20  # px: the smallest face the network finds reliably in its input
+    DETAIL_MAX_FACE = 0.3
+    NMS_IOU = 0.4
+    NESTED = 0.6  # a box this much inside a surer box is a part of that face (an eye, a mouth)
+    MEAN = (104.0, 177.0, 123.0)  # BGR means the network was trained with
+
+    def __init__(
+        self,
+        min_confidence: float = 0.5,
+        margin: float = 0.35,
+        min_face: int = 48,
+        max_pixels: int = 400_000,
+        whole_side: int = 160,
+        model_dir: Path = DNN_DIR,
+    ) -> None:
+        self.min_confidence, self.margin, self.whole_side = min_confidence, margin, whole_side
+        self.min_face, self.max_pixels = min_face, max_pixels
+        self._config, self._weights = Path(model_dir) / DNN_CONFIG, Path(model_dir) / DNN_WEIGHTS
+        for path in (self._config, self._weights):
+            if not path.is_file():
+                raise RuntimeError(f"face detector file missing: {path}")
+            if _sha256(path) != DNN_SHA256[path.name]:
+                raise RuntimeError(f"face detector file {path} does not match its sha256 (damaged or replaced)")
+        self._local = threading.local()
+        self._net()
+
+    def _net(self, role: str = "whole") -> cv2.dnn.Net:
+        """This thread's network for a pass: one per pass, as a change of input shape makes OpenCV
+        re-plan the network's buffers (the whole pass keeps one shape)."""
+        nets = getattr(self._local, "nets", None)
+        if nets is None:
+            nets = self._local.nets = {}
+        if role not in nets:
+            nets[role] = cv2.dnn.readNetFromCaffe(str(self._config), str(self._weights))
+        return nets[role]
+
+    def describe(self) -> dict:
+        return {
+            "name": self.name,
+            "model": DNN_WEIGHTS,
+            "sha256": DNN_SHA256[DNN_WEIGHTS],
+            "min_confidence": self.min_confidence,
+            "margin": self.margin,
+            "whole_side": self.whole_side,
+            "min_face": self.min_face,
+            "max_pixels": self.max_pixels,
+        }
+
+    def _run(self, bgr: np.ndarray, role: str) -> np.ndarray:
+        """Rows (confidence, x0, y0, x1, y1) in the coordinates of `bgr`, above the threshold."""
+        h, w = bgr.shape[:2]
+        blob = cv2.dnn.blobFromImage(bgr, 1.0, (w, h), self.MEAN, swapRB=False, crop=False)
+        net = self._net(role)
+        net.setInput(blob)
+        out = net.forward()[0, 0]
+        out = out[out[:, 2] >= self.min_confidence]
+        return np.column_stack([out[:, 2], out[:, 3] * w, out[:, 4] * h, out[:, 5] * w, out[:, 6] * h])
+
+    def _whole(self, bgr: np.ndarray, scale: float) -> np.ndarray:
+        """The whole pass on `bgr`, which is the image downscaled by `scale`; boxes in image pixels."""
+        h, w = bgr.shape[:2]
+        n = self.whole_side
+        factor = n / (max(h, w) * (1 + 2 * self.margin))
+        nw, nh = max(1, round(w * factor)), max(1, round(h * factor))
+        left, top = (n - nw) // 2, (n - nh) // 2
+        small = cv2.resize(bgr, (nw, nh), interpolation=cv2.INTER_AREA)
+        square = cv2.copyMakeBorder(small, top, n - nh - top, left, n - nw - left, cv2.BORDER_CONSTANT, value=self.MEAN)
+        rows = self._run(square, "whole")
+        rows[:, [1, 3]] = (rows[:, [1, 3]] - left) / factor
+        rows[:, [2, 4]] = (rows[:, [2, 4]] - top) / factor
+        rows[:, 1:] /= scale
+        return rows
+
+    def _detail(self, bgr: np.ndarray, scale: float) -> np.ndarray:
+        """The detail pass on `bgr`, the image downscaled by `scale`: only the faces too small to
+        give phantoms."""
+        h, w = bgr.shape[:2]
+        rows = self._run(bgr, "detail")
+        limit = self.DETAIL_MAX_FACE * min(h, w)
+        rows = rows[np.maximum(rows[:, 3] - rows[:, 1], rows[:, 4] - rows[:, 2]) <= limit]
+        rows[:, 1:] /= scale
+        return rows
+
+    def detect(self, rgb: np.ndarray) -> list[Detection]:
+        h, w = rgb.shape[:2]
+        # one downscaled copy feeds both passes: resizing a 12 MP photo costs more than a pass
+        scale = min(1.0, self.NET_MIN_FACE / self.min_face, (self.max_pixels / (h * w)) ** 0.5)
+        if scale < 1:
+            rgb_small = cv2.resize(
+                rgb, (max(1, round(w * scale)), max(1, round(h * scale))), interpolation=cv2.INTER_AREA
             )
-            box = Box(box.x, box.y, min(box.width, w - box.x), min(box.height, h - box.y))
-            detections.append(Detection(box=box, score=float(weight)))
-        detections.sort(key=lambda d: d.box.width * d.box.height, reverse=True)
-        return detections
+        else:
+            rgb_small = rgb
+        bgr = cv2.cvtColor(rgb_small, cv2.COLOR_RGB2BGR)
+        passes = [self._whole(bgr, scale)]
+        whole_scale = scale * self.whole_side / (max(bgr.shape[:2]) * (1 + 2 * self.margin))
+        if scale > 1.5 * whole_scale:  # the detail pass sees the image sharper than the whole pass
+            passes.append(self._detail(bgr, scale))
+        rows = np.concatenate(passes)
+        # a box whose centre lies outside the image is an artefact, not a face cut by the border
+        cx, cy = (rows[:, 1] + rows[:, 3]) / 2, (rows[:, 2] + rows[:, 4]) / 2
+        rows = rows[(cx >= 0) & (cx < w) & (cy >= 0) & (cy < h)]
+        if len(rows) == 0:
+            return []
+        detections = []
+        for i in _suppress(rows, self.NMS_IOU, self.NESTED):
+            box = _clip(*rows[i, 1:], w, h)
+            if box is not None:
+                detections.append(Detection(box=box, score=float(rows[i, 0])))
+        return _largest_first(detections)
+
+
+def _suppress(rows: np.ndarray, iou: float, nested: float) -> list[int]:
+    """Non-maximum suppression over rows (confidence, x0, y0, x1, y1), surest first: a box is
+    dropped when it overlaps a kept box by more than `iou`, or lies inside it by more than `nested`
+    of its own area."""
+    area = (rows[:, 3] - rows[:, 1]) * (rows[:, 4] - rows[:, 2])
+    kept: list[int] = []
+    for i in np.argsort(-rows[:, 0], kind="stable"):
+        ok = True
+        for j in kept:
+            iw = min(rows[i, 3], rows[j, 3]) - max(rows[i, 1], rows[j, 1])
+            ih = min(rows[i, 4], rows[j, 4]) - max(rows[i, 2], rows[j, 2])
+            inter = max(0.0, iw) * max(0.0, ih)
+            if inter > iou * (area[i] + area[j] - inter) or inter > nested * area[i]:
+                ok = False
+                break
+        if ok:
+            kept.append(int(i))
+    return kept
+
+
+def make_detector(
+    name: str, min_confidence: float = 0.5, min_face: int = 48, max_pixels: int = 400_000, max_side: int = 1024
+) -> FaceDetector:
+    """The detector called `name` ("dnn" or "haar"), with the service's settings."""
+    if name == "dnn":
+        return DnnDetector(min_confidence=min_confidence, min_face=min_face, max_pixels=max_pixels)
+    if name == "haar":
+        return HaarDetector(max_side=max_side)
+    raise ValueError(f"unknown detector {name!r}: use one of {', '.join(DETECTORS)}")

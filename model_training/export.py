@@ -12,12 +12,11 @@ import numpy as np
 import tensorflow as tf
 
 from model_training.config import Recipe, load_recipe
-from model_training.crop import CropSpec
 from model_training.dataset import file_sha256, read_manifest
 from model_training.distribution import INTERVAL_MASS, covered, fit_temperature
 from model_training.evaluate import load_chips
 from model_training.model import build_model, with_temperature
-from model_training.model_dir import CARD, ONNX, SAVED_MODEL, AgeModel
+from model_training.model_dir import CARD, ONNX, SAVED_MODEL, AgeModel, read_card
 from model_training.pipeline import make_dataset
 from model_training.train import MONITOR, read_history
 
@@ -66,11 +65,22 @@ def write_onnx(model: keras.Model, path: Path, input_size: int) -> None:
     )
 
 
+def set_crops(model_dir: Path, crops: dict[str, dict], version: str | None = None) -> dict:
+    """Replace a model directory's crops (after re-calibrating a detector): the weights are
+    unchanged, only the framing of the service's crops."""
+    card = read_card(model_dir)
+    card.pop("crop", None)
+    card["crops"] = crops
+    if version:
+        card["version"] = version
+    (Path(model_dir) / CARD).write_text(json.dumps(card, indent=2) + "\n")
+    return card
+
+
 def export(
     run_dir: Path,
     out_dir: Path,
-    crop: CropSpec,
-    crop_source: dict,
+    crops: dict[str, dict],
     version: str,
     name: str | None = None,
     calibration_faces: int | None = None,
@@ -101,11 +111,12 @@ def export(
         "backbone": recipe.backbone,
         "input_size": recipe.input_size,
         "ages": recipe.ages,
-        "crop": {**crop.to_dict(), "source": crop_source},
+        "crops": crops,
         "preprocessing": (
             "Input: RGB 0..255 float32, a face crop resized to input_size (area averaging when shrinking, "
-            "bilinear when growing). Crop: side = scale * max(box width, height), centre moved by "
-            "(shift_x * width, shift_y * height) from the detector box's centre, border replicated "
+            "bilinear when growing). Crop (crops[detector], for the detector that gave the box): side = scale * "
+            "max(box width, height), centre moved by (shift_x * width, shift_y * height) from the box's centre, "
+            "border replicated "
             f"outside the image. The backbone's '{recipe.normalization}' normalisation is inside the graph."
         ),
         "training": {

@@ -4,7 +4,8 @@ MODEL_DIR/
   saved_model/  TF SavedModel, signature "serving_default": input "image" float32 [N, S, S, 3]
                 (RGB 0..255) → "probabilities" float32 [N, K], "expected_age" float32 [N]
   model.onnx    the same graph, inputs and outputs for ONNX Runtime (optional)
-  model.json    name, version, backbone, input_size S, ages [a_0..a_{K-1}], crop, training, metrics
+  model.json    name, version, backbone, input_size S, ages [a_0..a_{K-1}], crops (one per face
+                detector it was calibrated with), training, metrics
 """
 
 from __future__ import annotations
@@ -20,7 +21,7 @@ from model_training.crop import CropSpec
 CARD = "model.json"
 SAVED_MODEL = "saved_model"
 ONNX = "model.onnx"
-REQUIRED = ("name", "version", "input_size", "ages", "crop")
+REQUIRED = ("name", "version", "input_size", "ages", "crops")
 
 
 class ModelDirError(RuntimeError):
@@ -42,12 +43,17 @@ def read_card(model_dir: Path) -> dict:
         raise ModelDirError(model_dir, f"{CARD} is missing") from None
     except (json.JSONDecodeError, UnicodeDecodeError) as exc:
         raise ModelDirError(model_dir, f"{CARD} is not valid JSON ({exc})") from None
+    if "crop" in card and "crops" not in card:  # a card from before the DNN detector: a Haar crop
+        card["crops"] = {"haar": card.pop("crop")}
     missing = [k for k in REQUIRED if k not in card]
     if missing:
         raise ModelDirError(model_dir, f"{CARD} lacks {', '.join(missing)}")
     try:
-        CropSpec.from_dict(card["crop"])
-    except (KeyError, TypeError, ValueError) as exc:
+        if not card["crops"]:
+            raise ValueError("no detector has a crop")
+        for spec in card["crops"].values():
+            CropSpec.from_dict(spec)
+    except (AttributeError, KeyError, TypeError, ValueError) as exc:
         raise ModelDirError(model_dir, f"{CARD} has an invalid crop ({exc})") from None
     return card
 
@@ -106,7 +112,7 @@ class AgeModel:
         self.card = read_card(self.path)
         self.input_size = int(self.card["input_size"])
         self.ages = np.asarray(self.card["ages"], dtype=np.float32)
-        self.crop = CropSpec.from_dict(self.card["crop"])
+        self.crops = {name: CropSpec.from_dict(spec) for name, spec in self.card["crops"].items()}
         self._run = RUNTIMES[runtime](self.path, threads)
         try:
             probabilities, _ = self.predict(np.zeros((1, self.input_size, self.input_size, 3), np.float32))
@@ -116,6 +122,18 @@ class AgeModel:
             raise ModelDirError(
                 self.path, f"the model outputs {probabilities.shape[1]} classes but {CARD} lists {len(self.ages)} ages"
             )
+
+    def crop_for(self, detector: str) -> CropSpec:
+        """The crop measured with `detector`: a crop only reproduces the training framing from the
+        boxes of the detector it was calibrated on."""
+        if detector not in self.crops:
+            raise ModelDirError(
+                self.path,
+                f"{CARD} has no crop for the {detector!r} detector (it has: {', '.join(sorted(self.crops))}); "
+                f"calibrate one (python -m model_training calibrate-crop --detector {detector}) and add it "
+                "(python -m model_training set-crop), or choose a detector it has (DETECTOR=...)",
+            )
+        return self.crops[detector]
 
     def predict(self, images: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """Probabilities [N, K] and expected ages [N] for RGB 0..255 crops [N, S, S, 3]."""

@@ -1,10 +1,11 @@
 """The whole service path on the manifest's test faces: decode → detect → crop → model, through
 the app's own Predictor, compared with the model alone on the same chips.
 
-UTKFace chips are tight crops; the Haar cascade needs some context around a face, so each chip is
-also shown to the service padded with a replicated border (as a face inside a larger photo).
+UTKFace chips are tight crops; each chip is shown to the service padded with a replicated border
+(as a face inside a larger photo) and bare. Each detector is run with the crop the model directory
+holds for it. "one face" is the share of chips where exactly one face was found.
 
-Usage: python scripts/evaluate_service.py [MODEL_DIR] [--limit N] [--out FILE]
+Usage: python scripts/evaluate_service.py [MODEL_DIR] [--detector dnn haar] [--limit N] [--out FILE]
 """
 
 from __future__ import annotations
@@ -22,8 +23,9 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from app.config import Settings  # noqa: E402
 from app.predictor import build_predictor  # noqa: E402
 from model_training.calibrate import nearest, pad_chip  # noqa: E402
-from model_training.crop import read_rgb  # noqa: E402
+from model_training.crop import crop_whole, read_rgb  # noqa: E402
 from model_training.dataset import DEFAULT_DATA_ROOT, DEFAULT_MANIFEST, read_manifest  # noqa: E402
+from model_training.detect import DETECTORS  # noqa: E402
 
 
 def _png(rgb: np.ndarray) -> bytes:
@@ -38,34 +40,42 @@ def main() -> None:
     parser.add_argument("--data-root", type=Path, default=DEFAULT_DATA_ROOT)
     parser.add_argument("--split", default="test")
     parser.add_argument("--limit", type=int)
+    parser.add_argument("--detector", nargs="+", default=list(DETECTORS), choices=DETECTORS)
     parser.add_argument("--out", type=Path, help="JSON file for the results")
     args = parser.parse_args()
 
-    predictor = build_predictor(settings, args.model_dir)
-    model = predictor.model
     faces = read_manifest(args.manifest, args.split)[: args.limit]
-    rows = {"model_alone": [], "service_padded": [], "service_bare": []}
-    for face in faces:
-        chip = read_rgb(str(args.data_root / face.path))
-        h, w = chip.shape[:2]
-        alone = predictor.predict(_png(chip), detect=False).faces[0].summary.age
-        rows["model_alone"].append((face.age, alone))
-        padded, pcx, pcy = pad_chip(chip)
-        for key, image, cx, cy in (("service_padded", padded, pcx, pcy), ("service_bare", chip, w / 2, h / 2)):
-            found = predictor.predict(_png(image), detect=True).faces
-            age = found[nearest([f.box for f in found], cx, cy)].summary.age if found else None
-            rows[key].append((face.age, age))
-
-    alone_err = {i: abs(t - p) for i, (t, p) in enumerate(rows["model_alone"])}
-    results = {"faces": len(faces), "split": args.split, "model": model.card["name"] + " " + model.card["version"]}
-    for key, pairs in rows.items():
-        detected = [i for i, (_, p) in enumerate(pairs) if p is not None]
-        errors = [abs(pairs[i][0] - pairs[i][1]) for i in detected]
-        results[key] = {
-            "detection_rate": len(detected) / len(pairs),
-            "mae_over_detected": float(np.mean(errors)) if errors else None,
-            "model_alone_mae_same_faces": float(np.mean([alone_err[i] for i in detected])) if detected else None,
-        }
+    chips = [read_rgb(str(args.data_root / face.path)) for face in faces]
+    predictors = {
+        d: build_predictor(settings.model_copy(update={"detector": d}), args.model_dir) for d in args.detector
+    }
+    model = next(iter(predictors.values())).model
+    alone = [model.predict(crop_whole(chip, model.input_size)[None])[1][0] for chip in chips]
+    alone_err = [abs(float(a) - f.age) for a, f in zip(alone, faces, strict=True)]
+    results = {
+        "faces": len(faces),
+        "split": args.split,
+        "model": model.card["name"] + " " + model.card["version"],
+        "model_alone_mae": float(np.mean(alone_err)),
+    }
+    for name, predictor in predictors.items():
+        for key in ("padded", "bare"):
+            ages, counts = [], []
+            for chip in chips:
+                h, w = chip.shape[:2]
+                image, cx, cy = pad_chip(chip) if key == "padded" else (chip, w / 2, h / 2)
+                found = predictor.predict(_png(image), detect=True).faces
+                counts.append(len(found))
+                ages.append(found[nearest([f.box for f in found], cx, cy)].summary.age if found else None)
+            detected = [i for i, a in enumerate(ages) if a is not None]
+            results[f"{name}_{key}"] = {
+                "detection_rate": len(detected) / len(faces),
+                "one_face_rate": sum(c == 1 for c in counts) / len(faces),
+                "mae_over_detected": float(np.mean([abs(ages[i] - faces[i].age) for i in detected]))
+                if detected
+                else None,
+                "model_alone_mae_same_faces": float(np.mean([alone_err[i] for i in detected])) if detected else None,
+            }
     print(json.dumps(results, indent=2))
     if args.out:
         args.out.write_text(json.dumps(results, indent=2) + "\n")

@@ -1,12 +1,21 @@
-"""Detection settings against speed and recall on the test photos and larger canvases.
+"""Detector settings against recall, phantoms and speed, on the test photos, larger canvases and
+validation chips (never the test split).
 
-For each (DETECT_MAX_SIDE, scale factor, min neighbours) prints the faces found per photo (the
-expected count in brackets) and the median detection time. Usage: python scripts/tune_detection.py
+For each detector setting prints the faces found per photo (the expected count in brackets) with
+the median detection time, and on validation chips — padded with a replicated border as a face
+inside a photo, and bare — the share with at least one face and with exactly one (a second box
+on a one-face chip is a phantom). For the DNN detector each confidence threshold is read off one
+run at the lowest threshold: suppression keeps the surest boxes first, so a higher threshold only
+drops boxes.
+
+Usage: python scripts/tune_detection.py [--chips N] [--detector dnn|haar]
 """
 
 from __future__ import annotations
 
+import argparse
 import itertools
+import random
 import sys
 from pathlib import Path
 
@@ -15,7 +24,10 @@ import cv2
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from app import imaging  # noqa: E402
-from model_training.detect import FaceDetector  # noqa: E402
+from model_training.calibrate import pad_chip  # noqa: E402
+from model_training.crop import read_rgb  # noqa: E402
+from model_training.dataset import DEFAULT_DATA_ROOT, DEFAULT_MANIFEST, read_manifest  # noqa: E402
+from model_training.detect import DnnDetector, HaarDetector  # noqa: E402
 from scripts.bench import median_ms, photos  # noqa: E402
 
 EXPECTED = {  # faces a person counts on each photo (bench.photos() pastes face.jpg and grace_hopper.bmp)
@@ -26,21 +38,58 @@ EXPECTED = {  # faces a person counts on each photo (bench.photos() pastes face.
     "canvas-1920x1080.jpg": 5,
     "canvas-4000x3000.jpg": 5,
 }
+THRESHOLDS = (0.3, 0.5, 0.7, 0.9)
+
+
+def chip_rates(scores: list[list[float]], threshold: float) -> str:
+    counts = [sum(s >= threshold for s in chip) for chip in scores]
+    n = len(counts)
+    return f"{sum(c >= 1 for c in counts) / n:.1%} / {sum(c == 1 for c in counts) / n:.1%}"
 
 
 def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--chips", type=int, default=300, help="validation chips to try")
+    parser.add_argument("--detector", choices=["dnn", "haar"], help="only this detector")
+    parser.add_argument("--data-root", type=Path, default=DEFAULT_DATA_ROOT)
+    parser.add_argument("--manifest", type=Path, default=DEFAULT_MANIFEST)
+    args = parser.parse_args()
     cv2.setNumThreads(1)  # as in the service: one thread per request
     images = {name: imaging.decode(data, 10**9) for name, data in photos().items()}
-    print("| max side | scale | neighbours | " + " | ".join(f"{n} [{e}]" for n, e in EXPECTED.items()) + " |")
-    print("|---" * (3 + len(EXPECTED)) + "|")
-    for max_side, scale, neighbours in itertools.product((640, 1024, 1280), (1.1, 1.2), (4, 5)):
-        detector = FaceDetector(max_side=max_side, scale_factor=scale, min_neighbors=neighbours)
-        cells = []
-        for name in EXPECTED:
-            found = len(detector.detect(images[name]))
-            ms = median_ms(lambda d=detector, n=name: d.detect(images[n]), 3)
-            cells.append(f"{found} · {ms:.0f} ms")
-        print(f"| {max_side} | {scale} | {neighbours} | " + " | ".join(cells) + " |")
+    faces = random.Random(0).sample(read_manifest(args.manifest, "val"), args.chips)
+    bare = [read_rgb(str(args.data_root / f.path)) for f in faces]
+    padded = [pad_chip(chip)[0] for chip in bare]
+
+    candidates = []
+    if args.detector in (None, "dnn"):
+        for whole, min_face, max_pixels in itertools.product((160, 300), (40, 48), (400_000, 700_000)):
+            label = f"dnn whole {whole} · min face {min_face} · max pixels {max_pixels:,}"
+            detector = DnnDetector(
+                min_confidence=min(THRESHOLDS), whole_side=whole, min_face=min_face, max_pixels=max_pixels
+            )
+            candidates.append((label, detector, THRESHOLDS))
+    if args.detector in (None, "haar"):
+        for max_side, scale, neighbours in itertools.product((1024,), (1.1, 1.2), (4, 5)):
+            detector = HaarDetector(max_side=max_side, scale_factor=scale, min_neighbors=neighbours)
+            candidates.append(
+                (f"haar max side {max_side} · scale {scale} · neighbours {neighbours}", detector, (None,))
+            )
+
+    header = " | ".join(f"{n} [{e}]" for n, e in EXPECTED.items())
+    print(f"| setting | threshold | {header} | padded chips: ≥1 / exactly 1 | bare chips: ≥1 / exactly 1 |")
+    print("|---" * (4 + len(EXPECTED)) + "|")
+    for label, detector, thresholds in candidates:
+        found = {n: detector.detect(images[n]) for n in EXPECTED}
+        ms = {n: median_ms(lambda n=n, d=detector: d.detect(images[n]), 3) for n in EXPECTED}
+        chips = {
+            key: [[d.score for d in detector.detect(im)] for im in ims]
+            for key, ims in (("padded", padded), ("bare", bare))
+        }
+        for t in thresholds:
+            keep = (lambda s: True) if t is None else (lambda s, t=t: s >= t)
+            cells = [f"{sum(keep(d.score) for d in found[n])} · {ms[n]:.0f} ms" for n in EXPECTED]
+            rates = [chip_rates(chips[k], -1e9 if t is None else t) for k in ("padded", "bare")]
+            print(f"| {label} | {t if t is not None else '–'} | " + " | ".join(cells + rates) + " |", flush=True)
 
 
 if __name__ == "__main__":

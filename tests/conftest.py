@@ -17,7 +17,7 @@ from model_training.config import Stage, load_recipe
 REPO = Path(__file__).resolve().parents[1]
 DATA = Path(os.environ.get("DEX_DATA", REPO.parent / "shared" / "data"))
 MANIFEST = REPO / "manifests" / "utkface.csv"
-CROP = REPO / "manifests" / "crop_calibration.json"
+CROPS = sorted((REPO / "manifests").glob("crop_*.json"))  # one calibration per detector
 TINY_SIZE = 64
 
 
@@ -73,7 +73,7 @@ def tiny_model_dir(tiny_run: Path, tmp_path_factory) -> Path:
     from model_training import calibrate
     from model_training.export import export
 
-    spec, source = calibrate.load(CROP)
+    crops = dict(calibrate.load(path) for path in CROPS)
     out = tmp_path_factory.mktemp("models") / "tiny"
-    export(tiny_run, out, spec, source, version="0.0.0-test", calibration_faces=200)
+    export(tiny_run, out, crops, version="0.0.0-test", calibration_faces=200)
     return out

@@ -65,7 +65,10 @@ def test_export_writes_the_contract(tiny_model_dir):
     card = json.loads((tiny_model_dir / "model.json").read_text())
     assert card["input_size"] == 64 and card["ages"] == list(range(101))
     assert card["backbone"] == "mobilenet_v2"
-    assert set(card["crop"]) >= {"scale", "shift_x", "shift_y", "source"}
+    assert set(card["crops"]) == {"dnn", "haar"}
+    for name, crop in card["crops"].items():
+        assert set(crop) >= {"scale", "shift_x", "shift_y", "source"}
+        assert crop["source"]["detector"]["name"] == name
     assert card["training"]["manifest_sha256"]
     assert card["training"]["counts"] == {"train": 18491, "val": 2310, "test": 2312}
     assert card["metrics"]["validation"]["mae"] > 0
