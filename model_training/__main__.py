@@ -20,7 +20,6 @@ from model_training.detect import DETECTORS  # noqa: E402
 CROP_HELP = "a crop calibration JSON, once per detector (default: every manifests/crop_*.json)"
 
 
-
 def _crops(paths: list[Path] | None) -> dict[str, dict]:
     """Crops by detector from calibration files (default: every manifests/crop_*.json)."""
     from model_training import calibrate

@@ -1,7 +1,7 @@
 """UTKFace → a cleaned, de-duplicated index and a seeded, age-stratified split manifest.
 
-The raw folder is never modified. The manifest (CSV: path, sha256, age, split) is the one record
-of which face is in which split; every model and report refers to it.
+The raw folder is never modified. The manifest (CSV: path, sha256, age, gender, ethnicity, split)
+is the one record of which face is in which split; every model and report refers to it.
 """
 
 from __future__ import annotations
@@ -12,7 +12,7 @@ import random
 import re
 from collections import Counter, defaultdict
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 import cv2
@@ -23,8 +23,12 @@ DEFAULT_DATA_ROOT = Path("../shared/data/UTKFace")
 DEFAULT_MANIFEST = Path("manifests/utkface.csv")
 
 SPLITS = ("train", "val", "test")
-FIELDS = ("path", "sha256", "age", "split")
+FIELDS = ("path", "sha256", "age", "gender", "ethnicity", "split")
 _AGE = re.compile(r"^\s*(\d+)")
+_LABELS = re.compile(r"^\s*\d+_(\d+)_(\d+)_")
+GENDERS = ("male", "female")  # UTKFace's codes 0, 1
+ETHNICITIES = ("White", "Black", "Asian", "Indian", "Others")  # UTKFace's codes 0..4
+UNKNOWN = "unknown"
 
 
 @dataclass(frozen=True)
@@ -33,6 +37,8 @@ class Face:
     sha256: str
     age: int
     split: str = ""
+    gender: str = UNKNOWN
+    ethnicity: str = UNKNOWN
 
 
 @dataclass
@@ -52,6 +58,18 @@ def parse_age(name: str) -> int | None:
     """
     match = _AGE.match(name)
     return int(match.group(1)) if match else None
+
+
+def parse_labels(name: str) -> tuple[str, str]:
+    """(gender, ethnicity) from `AGE_GENDER_RACE_...`; "unknown" when a field is out of range, or
+    when the name has too few fields to tell which one is missing."""
+    match = _LABELS.match(name)
+    fields = match.groups() if match else (None, None)
+
+    def label(code: str | None, names: tuple[str, ...]) -> str:
+        return names[int(code)] if code is not None and int(code) < len(names) else UNKNOWN
+
+    return label(fields[0], GENDERS), label(fields[1], ETHNICITIES)
 
 
 def _hash_and_check(path: Path) -> tuple[str, bool]:
@@ -79,7 +97,8 @@ def index_folder(root: Path, workers: int = 8) -> tuple[list[Face], IndexReport]
         if not decodable:
             report.undecodable += 1
             continue
-        groups[digest].append(Face(path.relative_to(root).as_posix(), digest, age))
+        gender, ethnicity = parse_labels(path.name)
+        groups[digest].append(Face(path.relative_to(root).as_posix(), digest, age, "", gender, ethnicity))
 
     faces = []
     for group in groups.values():
@@ -114,7 +133,7 @@ def split_faces(faces: list[Face], seed: int, fractions: tuple[float, float, flo
         group = by_age[age]
         rng.shuffle(group)
         for face in group:
-            out.append(Face(face.path, face.sha256, face.age, pattern[position % slots]))
+            out.append(replace(face, split=pattern[position % slots]))
             position += 1
     out.sort(key=lambda f: f.path)
     return out
@@ -126,13 +145,16 @@ def write_manifest(faces: list[Face], path: Path) -> None:
         writer = csv.writer(fh, lineterminator="\n")
         writer.writerow(FIELDS)
         for f in faces:
-            writer.writerow((f.path, f.sha256, f.age, f.split))
+            writer.writerow((f.path, f.sha256, f.age, f.gender, f.ethnicity, f.split))
 
 
 def read_manifest(path: Path, split: str | None = None) -> list[Face]:
     with Path(path).open(newline="") as fh:
         rows = list(csv.DictReader(fh))
-    faces = [Face(r["path"], r["sha256"], int(r["age"]), r["split"]) for r in rows]
+    faces = [
+        Face(r["path"], r["sha256"], int(r["age"]), r["split"], r.get("gender", UNKNOWN), r.get("ethnicity", UNKNOWN))
+        for r in rows
+    ]
     return [f for f in faces if split is None or f.split == split]
 
 

@@ -118,19 +118,22 @@ def _sha256(path: Path) -> str:
 class DnnDetector:
     """OpenCV's DNN face detector (an SSD with a ResNet-10 trunk, Caffe files in face_detector/).
 
-    Two passes, each responsible for a range of face sizes:
+    Two passes, each responsible for a range of face sizes (chosen with scripts/tune_detection.py):
 
     - *whole*: the image letterboxed in a square with `margin` of its long side on every side,
-      resized to 300×300. The network returns phantom boxes (copies of a real face's box,
-      displaced to the lower right or to the top left) once a face spans more than about half
-      of its input; with the margin no face can, so this pass finds the large faces cleanly.
-    - *detail*, when the image is larger than the whole pass sees it: the image itself, scaled
-      to at most `detail_pixels` input pixels (aspect kept), for faces too small for the whole
-      pass. It keeps only boxes under `DETAIL_MAX_FACE` of its input's short side, the range
-      where no phantom arises; larger faces are the whole pass's.
+      resized to `whole_side`. The network returns phantom boxes (copies of a real face's box,
+      displaced to the lower right or the top left) once a face spans more than about half of
+      its input; with a 35 % margin no face can, so this pass finds the large faces cleanly.
+    - *detail*, when it sees the image sharper than the whole pass: the image itself (aspect
+      kept), scaled so that a face of `min_face` pixels spans the NET_MIN_FACE the network finds
+      reliably, and to at most `max_pixels` input pixels (which bounds the time on large photos:
+      there, the smallest face found grows with the photo). It keeps only boxes up to
+      DETAIL_MAX_FACE of its input's short side, where no phantom arises; larger faces are the
+      whole pass's.
 
-    Boxes of both passes are merged by non-maximum suppression, clipped to the image and
-    returned largest first; `score` is the network's probability that the box holds a face.
+    Boxes of both passes are merged (overlapping and nested boxes suppressed, surest first),
+    clipped to the image and returned largest first; `score` is the network's probability that
+    the box holds a face.
     """
 
     name = "dnn"
@@ -146,7 +149,7 @@ class DnnDetector:
         margin: float = 0.35,
         min_face: int = 48,
         max_pixels: int = 400_000,
-        whole_side: int = 160,
+        whole_side: int = 224,
         model_dir: Path = DNN_DIR,
     ) -> None:
         self.min_confidence, self.margin, self.whole_side = min_confidence, margin, whole_side
@@ -230,7 +233,8 @@ class DnnDetector:
         bgr = cv2.cvtColor(rgb_small, cv2.COLOR_RGB2BGR)
         passes = [self._whole(bgr, scale)]
         whole_scale = scale * self.whole_side / (max(bgr.shape[:2]) * (1 + 2 * self.margin))
-        if scale > 1.5 * whole_scale:  # the detail pass sees the image sharper than the whole pass
+        # the detail pass: when it sees the image sharper than the whole pass, and a face fits in it
+        if scale > whole_scale and min(bgr.shape[:2]) >= self.NET_MIN_FACE:
             passes.append(self._detail(bgr, scale))
         rows = np.concatenate(passes)
         # a box whose centre lies outside the image is an artefact, not a face cut by the border

@@ -42,6 +42,16 @@ def summarize(probabilities: np.ndarray, ages: np.ndarray, mass: float = INTERVA
     return AgeSummary(age=mean, std=std, low=int(a[lo]), high=int(a[hi]), mass=float(p[lo : hi + 1].sum()))
 
 
+def count_modes(probabilities: np.ndarray, relative: float = 0.2) -> np.ndarray:
+    """Local maxima per distribution that reach `relative` of its peak: 1 for a smooth belief,
+    several for a comb of spikes at round ages."""
+    p = np.atleast_2d(np.asarray(probabilities, dtype=np.float64))
+    padded = np.pad(p, ((0, 0), (1, 1)), constant_values=-1.0)
+    left, mid, right = padded[:, :-2], padded[:, 1:-1], padded[:, 2:]
+    peaks = (mid > left) & (mid >= right) & (mid >= relative * p.max(axis=1, keepdims=True))
+    return peaks.sum(axis=1)
+
+
 def with_temperature(probabilities: np.ndarray, temperature: float) -> np.ndarray:
     """softmax(log p / T): T > 1 widens the distributions, T < 1 sharpens them."""
     logits = np.log(np.clip(probabilities, 1e-12, 1.0)) / temperature

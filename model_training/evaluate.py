@@ -9,20 +9,60 @@ import numpy as np
 
 from model_training.crop import crop_whole, read_rgb
 from model_training.dataset import Face, file_sha256, read_manifest
-from model_training.distribution import INTERVAL_MASS, expected_ages, summarize
+from model_training.distribution import INTERVAL_MASS, count_modes, expected_ages, summarize
 from model_training.model_dir import CARD, AgeModel
-from model_training.plots import plot_bands, plot_calibration, plot_predictions
+from model_training.plots import plot_bands, plot_calibration, plot_groups, plot_predictions
 
 BANDS = [(lo, lo + 9, f"{lo}-{lo + 9}") for lo in range(0, 70, 10)] + [(70, 10_000, "70+")]
+ADULTS = (30, 69)  # the ages where a bias by ethnicity was found (issue: Model 2.0)
 
 
-def compute_metrics(true: np.ndarray, probabilities: np.ndarray, ages: np.ndarray, mass: float = INTERVAL_MASS) -> dict:
-    """MAE, CS@5, MAE per age band, predicted spread and how well it matches the real error."""
+def _group(err: np.ndarray, inside: np.ndarray, mask: np.ndarray) -> dict:
+    """MAE, mean signed error (predicted − true: negative makes people younger), CS@5, coverage."""
+    return {
+        "count": int(mask.sum()),
+        "mae": float(np.abs(err[mask]).mean()),
+        "signed": float(err[mask].mean()),
+        "cs5": float((np.abs(err[mask]) <= 5).mean()),
+        "interval_coverage": float(inside[mask].mean()),
+    }
+
+
+def fairness(true: np.ndarray, err: np.ndarray, inside: np.ndarray, groups: dict[str, np.ndarray]) -> dict:
+    """Metrics per value of each group label (ethnicity, gender), for adults of 30–69 within each,
+    and per label × age band; groups with no face are left out."""
+    adults = (true >= ADULTS[0]) & (true <= ADULTS[1])
+    out: dict = {}
+    for key, labels in groups.items():
+        out[key] = {}
+        for value in sorted(set(labels)):
+            m = labels == value
+            out[key][value] = _group(err, inside, m)
+            if (m & adults).any():
+                out[key][value]["adults"] = _group(err, inside, m & adults)
+            out[key][value]["bands"] = {
+                name: _group(err, inside, m & b)
+                for lo, hi, name in BANDS
+                if (b := (true >= lo) & (true <= hi) & m).any()
+            }
+    return out
+
+
+def compute_metrics(
+    true: np.ndarray,
+    probabilities: np.ndarray,
+    ages: np.ndarray,
+    mass: float = INTERVAL_MASS,
+    groups: dict[str, np.ndarray] | None = None,
+) -> dict:
+    """MAE, CS@5, MAE per age band, predicted spread and how well it matches the real error, the
+    shape of the distributions, and the same per group (ethnicity, gender) when given."""
     summaries = [summarize(p, ages, mass) for p in probabilities]
     pred = np.array([s.age for s in summaries])
     std = np.array([s.std for s in summaries])
     inside = np.array([s.low <= t <= s.high for s, t in zip(summaries, true, strict=False)])
     err = np.abs(pred - true)
+    modes = count_modes(probabilities)
     bands = [
         {"band": name, "count": int(m.sum()), "mae": float(err[m].mean())}
         for lo, hi, name in BANDS
@@ -52,6 +92,8 @@ def compute_metrics(true: np.ndarray, probabilities: np.ndarray, ages: np.ndarra
         },
         "mae_by_band": bands,
         "calibration": calibration,
+        "modes": {"single_mode_share": float((modes == 1).mean()), "mean": float(modes.mean())},
+        "groups": fairness(true, pred - true, inside, groups or {}),
     }
 
 
@@ -64,6 +106,29 @@ def predict_faces(model: AgeModel, faces: list[Face], data_root: Path, batch_siz
     """Probabilities for each face."""
     batches = (faces[i : i + batch_size] for i in range(0, len(faces), batch_size))
     return np.concatenate([model.predict(load_chips(b, data_root, model.input_size))[0] for b in batches])
+
+
+def _group_table(groups: dict) -> list[str]:
+    """Markdown rows per group: signed error is predicted − true (negative: made younger)."""
+    if not groups:
+        return []
+    lo, hi = ADULTS
+    lines = [
+        "By group (UTKFace's labels; signed error = predicted − true, negative makes people younger):",
+        "",
+        f"| group | faces | MAE | signed | CS@5 | interval coverage | {lo}–{hi}: faces | {lo}–{hi}: MAE "
+        f"| {lo}–{hi}: signed |",
+        "|---|---:|---:|---:|---:|---:|---:|---:|---:|",
+    ]
+    for key in groups:
+        for value, g in groups[key].items():
+            a = g.get("adults")
+            adults = f"{a['count']} | {a['mae']:.2f} | {a['signed']:+.2f}" if a else "0 | – | –"
+            lines.append(
+                f"| {value} | {g['count']} | {g['mae']:.2f} | {g['signed']:+.2f} | {g['cs5']:.1%} "
+                f"| {g['interval_coverage']:.1%} | {adults} |"
+            )
+    return [*lines, ""]
 
 
 def write_report(metrics: dict, out_dir: Path, title: str) -> None:
@@ -80,6 +145,10 @@ def write_report(metrics: dict, out_dir: Path, title: str) -> None:
         "|---|---:|---:|",
         *[f"| {b['band']} | {b['count']} | {b['mae']:.2f} |" for b in metrics["mae_by_band"]],
         "",
+        f"Distributions with a single mode (local maxima of at least 20 % of the peak): "
+        f"{metrics['modes']['single_mode_share']:.1%}; {metrics['modes']['mean']:.1f} modes on average.",
+        "",
+        *_group_table(metrics["groups"]),
         "Calibration (faces binned by predicted std):",
         "",
         "| mean predicted std | MAE | RMSE | interval coverage | faces |",
@@ -93,6 +162,7 @@ def write_report(metrics: dict, out_dir: Path, title: str) -> None:
         "![predicted vs true](predicted_vs_true.png)",
         "![error by age band](error_by_band.png)",
         "![calibration](calibration.png)",
+        "![signed error by ethnicity and age band](signed_error_by_group.png)",
         "",
     ]
     (out_dir / "report.md").write_text("\n".join(lines))
@@ -114,7 +184,11 @@ def evaluate(
         raise ValueError(f"no faces in split {split!r} of {manifest}")
     probabilities = predict_faces(model, faces, data_root)
     true = np.array([f.age for f in faces], dtype=np.float64)
-    metrics = compute_metrics(true, probabilities, model.ages)
+    groups = {
+        "ethnicity": np.array([f.ethnicity for f in faces]),
+        "gender": np.array([f.gender for f in faces]),
+    }
+    metrics = compute_metrics(true, probabilities, model.ages, groups=groups)
     metrics.update(split=split, manifest_sha256=file_sha256(manifest))
 
     out_dir = out_dir or Path(model_dir) / "evaluation"
@@ -124,11 +198,13 @@ def evaluate(
     plot_predictions(true, pred, out_dir / "predicted_vs_true.png")
     plot_bands(metrics["mae_by_band"], out_dir / "error_by_band.png")
     plot_calibration(metrics["calibration"], out_dir / "calibration.png")
+    plot_groups(metrics["groups"]["ethnicity"], out_dir / "signed_error_by_group.png")
     write_report(metrics, out_dir, f"{model.card['name']} {model.card['version']} on the {split} split")
     if record:
         card = dict(model.card)
         card.setdefault("metrics", {})[split] = {
-            k: metrics[k] for k in ("count", "mae", "cs5", "rmse", "mean_predicted_std", "interval", "mae_by_band")
+            k: metrics[k]
+            for k in ("count", "mae", "cs5", "rmse", "mean_predicted_std", "interval", "mae_by_band", "modes")
         }
         (Path(model_dir) / CARD).write_text(json.dumps(card, indent=2) + "\n")
     log(

@@ -75,3 +75,23 @@ def plot_calibration(calibration: list[dict], path: Path) -> None:
     fig.tight_layout()
     fig.savefig(path, dpi=100)
     plt.close(fig)
+
+
+def plot_groups(groups: dict, path: Path) -> None:
+    """Mean signed error (predicted − true) per group and age band: bias shows as bars off zero."""
+    bands = list(dict.fromkeys(b for g in groups.values() for b in g["bands"]))
+    fig, ax = plt.subplots(figsize=(10, 4))
+    width = 0.8 / max(len(groups), 1)
+    x = np.arange(len(bands))
+    for i, (name, g) in enumerate(groups.items()):
+        values = [g["bands"][b]["signed"] if b in g["bands"] else np.nan for b in bands]
+        ax.bar(x + (i - (len(groups) - 1) / 2) * width, values, width, label=f"{name} (n={g['count']})")
+    ax.axhline(0, color="black", linewidth=1)
+    ax.set_xticks(x, bands)
+    ax.set_xlabel("true age band")
+    ax.set_ylabel("mean signed error (years)")
+    ax.set_title("bias by group: predicted − true")
+    ax.legend(fontsize=8)
+    fig.tight_layout()
+    fig.savefig(path, dpi=100)
+    plt.close(fig)

@@ -78,3 +78,37 @@ def test_onnx_runtime_serves_the_same_answer(client, tiny_model_dir, test_images
         assert abs(got[0]["age"] - want[0]["age"]) < 0.01
     finally:
         stop(onnx)
+
+
+def test_a_model_without_a_crop_for_the_detector_refuses_to_start(tiny_model_dir, tmp_path):
+    haar_only = tmp_path / "haar-only"
+    shutil.copytree(tiny_model_dir, haar_only)
+    card = json.loads((haar_only / "model.json").read_text())
+    card["crops"] = {"haar": card["crops"]["haar"]}
+    (haar_only / "model.json").write_text(json.dumps(card))
+    code, log = _failed_start(haar_only, tmp_path)  # DETECTOR defaults to dnn
+    assert code == 1
+    errors = [line for line in log.splitlines() if "ERROR" in line]
+    assert len(errors) == 1 and "has no crop for the 'dnn' detector (it has: haar)" in errors[0]
+    assert "Traceback" not in log
+
+
+def test_detector_switch_serves_haar_with_its_own_crop(client, tiny_model_dir, test_images, tmp_path):
+    import httpx
+
+    from scripts.loadgen import stop, wait_ready
+
+    default = client.get("/model").json()["runtime"]["detector"]
+    assert default["name"] == "dnn" and default["sha256"] == (
+        "2a56a11a57a4a295956b0660b4a3d76bbdca2206c4961cea8efe7d95c7cb2f2d"
+    )
+    haar = start_service(tiny_model_dir, tmp_path / "haar.log", DETECTOR="haar")
+    try:
+        wait_ready(haar)
+        assert httpx.get(haar.url + "/model").json()["runtime"]["detector"]["name"] == "haar"
+        files = {"file": ("face.jpg", (test_images / "face.jpg").read_bytes())}
+        faces = httpx.post(haar.url + "/predict", files=files, timeout=60).json()["faces"]
+        assert len(faces) == 4
+        assert max(f["detection_score"] for f in faces) > 1  # the cascade's level weight, not a probability
+    finally:
+        stop(haar)

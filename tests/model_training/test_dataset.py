@@ -7,6 +7,7 @@ from model_training.dataset import (
     file_sha256,
     index_folder,
     parse_age,
+    parse_labels,
     read_manifest,
     split_faces,
     write_manifest,
@@ -23,6 +24,17 @@ def test_parse_age_well_formed_and_malformed_names():
     assert parse_age("55_0_0_20170116232725357jpg.chip.jpg") == 55
     assert parse_age("61_1_20170109142408075.jpg.chip.jpg") == 61
     assert parse_age("readme.jpg") is None
+
+
+def test_parse_labels_gender_and_ethnicity_or_unknown():
+    assert parse_labels("26_1_2_20170116174525125.jpg.chip.jpg") == ("female", "Asian")
+    assert parse_labels("70_0_4_20170117.jpg.chip.jpg") == ("male", "Others")
+    assert parse_labels("24_0_1_20170116220224657 .jpg.chip.jpg") == ("male", "Black")
+    # a field is missing: which one cannot be told
+    assert parse_labels("39_1_20170116174525125.jpg.chip.jpg") == ("unknown", "unknown")
+    assert parse_labels("61_3_20170109150557335.jpg.chip.jpg") == ("unknown", "unknown")
+    assert parse_labels("30_7_9_2017.jpg") == ("unknown", "unknown")  # out of range
+    assert parse_labels("readme.jpg") == ("unknown", "unknown")
 
 
 def test_index_drops_conflicts_keeps_one_duplicate_and_counts_undecodable(utkface_dir, tmp_path):
@@ -79,5 +91,8 @@ def test_committed_manifest_covers_the_cleaned_full_set(utkface_dir):
     assert len({f.sha256 for f in faces}) == len(faces)
     counts = Counter(f.split for f in faces)
     assert counts == {"train": 18491, "val": 2310, "test": 2312}
+    test = Counter(f.ethnicity for f in faces if f.split == "test")
+    assert test == {"White": 972, "Black": 419, "Indian": 402, "Asian": 367, "Others": 152}
+    assert Counter(f.gender for f in faces)["unknown"] == 3
     for f in faces[::2000]:  # the manifest names real files with the recorded content
         assert file_sha256(Path(utkface_dir) / f.path) == f.sha256

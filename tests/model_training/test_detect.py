@@ -107,3 +107,10 @@ def test_describe_names_the_files_checksum(dnn):
     described = dnn.describe()
     assert described["name"] == "dnn" and len(described["sha256"]) == 64
     json.dumps(described)
+
+
+@pytest.mark.parametrize("shape", [(1, 10000), (10000, 1), (1, 1), (19, 4000), (5, 300)])
+def test_strips_and_specks_find_nothing_and_do_not_fail(dnn, shape):
+    import numpy as np
+
+    assert dnn.detect(np.full((*shape, 3), 128, np.uint8)) == []

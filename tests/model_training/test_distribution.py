@@ -58,3 +58,27 @@ def test_fitted_temperature_makes_an_overconfident_model_honest():
     summaries = [summarize(q, AGES) for q in with_temperature(p, t)]
     covered = [s.low <= a <= s.high for s, a in zip(summaries, true, strict=True)]
     assert abs(np.mean(covered) - 0.9) < 0.03
+
+
+def test_count_modes_tells_a_smooth_belief_from_a_comb():
+    from model_training.distribution import count_modes
+
+    ages = np.arange(101)
+    smooth = np.exp(-0.5 * ((ages - 40) / 5) ** 2)
+    comb = smooth * (1 + 4 * (ages % 5 == 0))
+    tiny_bump = smooth + 0.01 * np.exp(-0.5 * ((ages - 80) / 2) ** 2)  # under 20 % of the peak
+    # the comb: spikes at 35, 40, 45 reach 20 % of the peak; those at 30 and 50 (13.5 %) do not
+    np.testing.assert_array_equal(count_modes(np.stack([smooth, comb, tiny_bump])), [1, 3, 1])
+
+
+def test_fairness_reports_signed_error_per_group_and_adults():
+    from model_training.evaluate import fairness
+
+    true = np.array([35.0, 45.0, 50.0, 5.0])
+    err = np.array([-3.0, -1.0, 2.0, 1.0])  # predicted − true
+    inside = np.array([True, False, True, True])
+    groups = fairness(true, err, inside, {"ethnicity": np.array(["A", "A", "B", "B"])})
+    a, b = groups["ethnicity"]["A"], groups["ethnicity"]["B"]
+    assert a["count"] == 2 and a["mae"] == 2 and a["signed"] == -2 and a["interval_coverage"] == 0.5
+    assert a["adults"]["count"] == 2 and b["adults"]["count"] == 1 and b["adults"]["signed"] == 2
+    assert set(b["bands"]) == {"0-9", "50-59"}

@@ -98,13 +98,24 @@ def test_saved_model_signature_and_parity_with_keras(tiny_run, tiny_model_dir, u
 
 def test_evaluate_writes_metrics_report_and_plots(tiny_model_dir, utkface_dir, tmp_path):
     metrics = evaluate(tiny_model_dir, MANIFEST, utkface_dir, "test", tmp_path, limit=40, log=lambda m: None)
-    for name in ("metrics.json", "report.md", "predicted_vs_true.png", "error_by_band.png", "calibration.png"):
+    for name in (
+        "metrics.json",
+        "report.md",
+        "predicted_vs_true.png",
+        "error_by_band.png",
+        "calibration.png",
+        "signed_error_by_group.png",
+    ):
         assert (tmp_path / name).is_file(), name
     saved = json.loads((tmp_path / "metrics.json").read_text())
     assert saved["count"] == 40 and 0 < saved["mae"] < 100 and 0 <= saved["cs5"] <= 1
     assert saved["mean_predicted_std"] > 0
     assert sum(b["count"] for b in saved["mae_by_band"]) == 40
     assert metrics["mae"] == saved["mae"]
+    assert 0 <= saved["modes"]["single_mode_share"] <= 1
+    assert sum(g["count"] for g in saved["groups"]["ethnicity"].values()) == 40
+    assert set(saved["groups"]["gender"]) <= {"male", "female", "unknown"}
+    assert "| White |" in (tmp_path / "report.md").read_text()
 
 
 def test_model_dir_errors_name_the_problem(tiny_model_dir, tmp_path):
