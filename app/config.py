@@ -47,6 +47,9 @@ class Settings(BaseSettings):
         400_000, gt=0, description="dnn: most pixels the detail pass looks at (bounds the time on large photos)"
     )
     detect_max_side: int = Field(1024, gt=0, description="haar: detection runs on a copy downscaled to this side")
+    tta: Literal["none", "flip"] = Field(
+        "none", description="flip: average each face's distribution with its mirror image's (test-time augmentation)"
+    )
     interval_mass: float = Field(INTERVAL_MASS, gt=0, lt=1, description="probability mass of age_interval")
     host: str = "0.0.0.0"
     port: int = 8000

@@ -43,6 +43,7 @@ def _load(app: FastAPI, settings: Settings) -> None:
         "detector": predictor.detector.describe(),
         "compute_threads": settings.compute_threads,
         "model_threads": settings.model_threads,
+        "tta": settings.tta,
     }
     app.state.predictor = predictor
 

@@ -63,7 +63,7 @@ class Predictor:
         infer_ms = 0.0
         if boxes:
             t = time.perf_counter()
-            probabilities, _ = self.model.predict(self.crops(rgb, boxes, detect))
+            probabilities, _ = self.model.predict(self.crops(rgb, boxes, detect), flip=self.flip)
             infer_ms = (time.perf_counter() - t) * 1000
             faces = [
                 FaceResult(box, score, summarize(p, self.model.ages, self.interval_mass), p)
@@ -97,4 +97,4 @@ def build_predictor(settings: Settings, model_dir: Path | None = None, runtime: 
         max_pixels=settings.detect_max_pixels,
         max_side=settings.detect_max_side,
     )
-    return Predictor(model, detector, settings.max_image_pixels, settings.interval_mass)
+    return Predictor(model, detector, settings.max_image_pixels, settings.interval_mass, flip=settings.tta == "flip")

@@ -73,7 +73,17 @@ def cmd_train(args: argparse.Namespace) -> None:
 def cmd_evaluate(args: argparse.Namespace) -> None:
     from model_training.evaluate import evaluate
 
-    evaluate(args.model_dir, args.manifest, args.data_root, args.split, args.out, args.limit, record=args.record)
+    evaluate(
+        args.model_dir,
+        args.manifest,
+        args.data_root,
+        args.split,
+        args.out,
+        args.limit,
+        record=args.record,
+        flip=args.tta == "flip",
+        runtime=args.runtime,
+    )
 
 
 def cmd_export(args: argparse.Namespace) -> None:
@@ -135,6 +145,8 @@ def main(argv: list[str] | None = None) -> None:
     p.add_argument("--out", type=Path, help="report folder (default MODEL_DIR/evaluation)")
     p.add_argument("--limit", type=int)
     p.add_argument("--record", action="store_true", help="also write the metrics into MODEL_DIR/model.json")
+    p.add_argument("--tta", default="none", choices=["none", "flip"], help="flip: average with the mirror image")
+    p.add_argument("--runtime", default="tensorflow", choices=["tensorflow", "onnx"])
     p.set_defaults(func=cmd_evaluate)
 
     p = sub.add_parser("export", help="export a run's best weights as a model directory")

@@ -45,6 +45,17 @@ class Recipe:
     seed: int = 1337
     manifest: str = str(DEFAULT_MANIFEST)
     data_root: str = str(DEFAULT_DATA_ROOT)
+    # "ce": cross-entropy on the one-hot age (DEX); "ldl": on a discretised Gaussian around the true
+    # age of σ = ldl_sigma + ldl_sigma_per_year · age (label-distribution learning, DLDL)
+    loss: str = "ce"
+    ldl_sigma: float = 2.0
+    ldl_sigma_per_year: float = 0.0
+    l1_weight: float = 0.0  # weight of an L1 loss on the expected age (DLDL-v2); 0: none
+    # "plain": every training face once per epoch; "balanced": faces drawn so that the ethnicity ×
+    # age-band cells are seen about equally often, no face more than balance_cap times as often as plain
+    sampling: str = "plain"
+    balance_cap: float = 4.0
+    warm_start: str = ""  # a model directory or .weights.h5 whose weights start the whole network
     augment: Augment = field(default_factory=Augment)
     stages: tuple[Stage, ...] = ()
 
@@ -61,6 +72,12 @@ class Recipe:
 
 def _build(data: dict) -> Recipe:
     data = dict(data)
+    if "base" in data:  # a recipe may change a few keys of another: base = "mobilenet_v2"
+        base = load_recipe(data.pop("base")).to_dict()
+        base.pop("stages")
+        if "stages" not in data:
+            raise ValueError("a recipe with a base lists its own stages")
+        data = {**base, **data, "augment": {**base["augment"], **data.get("augment", {})}}
     augment = dict(data.pop("augment", {}))
     if "crop_scale" in augment:
         augment["crop_scale"] = tuple(augment["crop_scale"])
@@ -70,6 +87,10 @@ def _build(data: dict) -> Recipe:
     if unknown:
         raise ValueError(f"unknown recipe keys: {sorted(unknown)}")
     recipe = Recipe(**data, augment=Augment(**augment), stages=stages)
+    if recipe.loss not in {"ce", "ldl"}:
+        raise ValueError(f"loss must be 'ce' or 'ldl', not {recipe.loss!r}")
+    if recipe.sampling not in {"plain", "balanced"}:
+        raise ValueError(f"sampling must be 'plain' or 'balanced', not {recipe.sampling!r}")
     for stage in recipe.stages:
         if stage.train not in {"head", "all"}:
             raise ValueError(f"stage {stage.name}: train must be 'head' or 'all', not {stage.train!r}")

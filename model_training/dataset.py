@@ -29,6 +29,7 @@ _LABELS = re.compile(r"^\s*\d+_(\d+)_(\d+)_")
 GENDERS = ("male", "female")  # UTKFace's codes 0, 1
 ETHNICITIES = ("White", "Black", "Asian", "Indian", "Others")  # UTKFace's codes 0..4
 UNKNOWN = "unknown"
+BANDS = [(lo, lo + 9, f"{lo}-{lo + 9}") for lo in range(0, 70, 10)] + [(70, 10_000, "70+")]  # (lo, hi, name)
 
 
 @dataclass(frozen=True)
@@ -173,11 +174,9 @@ def summary(faces: list[Face], report: IndexReport | None = None) -> str:
         )
     counts = Counter(f.split for f in faces)
     lines.append("split counts: " + ", ".join(f"{s} {counts.get(s, 0)}" for s in SPLITS))
-    bands = [(lo, lo + 9) for lo in range(0, 70, 10)] + [(70, 200)]
-    header = "ages    " + "".join(f"{f'{lo}-{hi}' if hi < 200 else f'{lo}+':>8}" for lo, hi in bands)
-    lines.append(header)
+    lines.append("ages    " + "".join(f"{name:>8}" for _, _, name in BANDS))
     for split in SPLITS:
         ages = [f.age for f in faces if f.split == split]
-        row = "".join(f"{sum(lo <= a <= hi for a in ages):>8}" for lo, hi in bands)
+        row = "".join(f"{sum(lo <= a <= hi for a in ages):>8}" for lo, hi, _ in BANDS)
         lines.append(f"{split:<8}{row}")
     return "\n".join(lines)

@@ -8,12 +8,11 @@ from pathlib import Path
 import numpy as np
 
 from model_training.crop import crop_whole, read_rgb
-from model_training.dataset import Face, file_sha256, read_manifest
+from model_training.dataset import BANDS, Face, file_sha256, read_manifest
 from model_training.distribution import INTERVAL_MASS, count_modes, expected_ages, summarize
 from model_training.model_dir import CARD, AgeModel
 from model_training.plots import plot_bands, plot_calibration, plot_groups, plot_predictions
 
-BANDS = [(lo, lo + 9, f"{lo}-{lo + 9}") for lo in range(0, 70, 10)] + [(70, 10_000, "70+")]
 ADULTS = (30, 69)  # the ages where a bias by ethnicity was found (issue: Model 2.0)
 
 
@@ -102,10 +101,12 @@ def load_chips(faces: list[Face], data_root: Path, size: int) -> np.ndarray:
     return np.stack([crop_whole(read_rgb(str(data_root / f.path)), size) for f in faces]).astype(np.float32)
 
 
-def predict_faces(model: AgeModel, faces: list[Face], data_root: Path, batch_size: int = 64) -> np.ndarray:
-    """Probabilities for each face."""
+def predict_faces(
+    model: AgeModel, faces: list[Face], data_root: Path, batch_size: int = 64, flip: bool = False
+) -> np.ndarray:
+    """Probabilities for each face (`flip`: averaged with the mirror image's, as TTA=flip serves)."""
     batches = (faces[i : i + batch_size] for i in range(0, len(faces), batch_size))
-    return np.concatenate([model.predict(load_chips(b, data_root, model.input_size))[0] for b in batches])
+    return np.concatenate([model.predict(load_chips(b, data_root, model.input_size), flip)[0] for b in batches])
 
 
 def _group_table(groups: dict) -> list[str]:
@@ -176,20 +177,22 @@ def evaluate(
     out_dir: Path | None = None,
     limit: int | None = None,
     record: bool = False,
+    flip: bool = False,
+    runtime: str = "tensorflow",
     log=print,
 ) -> dict:
-    model = AgeModel(model_dir)
+    model = AgeModel(model_dir, runtime=runtime)
     faces = read_manifest(manifest, split)[:limit]
     if not faces:
         raise ValueError(f"no faces in split {split!r} of {manifest}")
-    probabilities = predict_faces(model, faces, data_root)
+    probabilities = predict_faces(model, faces, data_root, flip=flip)
     true = np.array([f.age for f in faces], dtype=np.float64)
     groups = {
         "ethnicity": np.array([f.ethnicity for f in faces]),
         "gender": np.array([f.gender for f in faces]),
     }
     metrics = compute_metrics(true, probabilities, model.ages, groups=groups)
-    metrics.update(split=split, manifest_sha256=file_sha256(manifest))
+    metrics.update(split=split, manifest_sha256=file_sha256(manifest), tta="flip" if flip else "none")
 
     out_dir = out_dir or Path(model_dir) / "evaluation"
     out_dir.mkdir(parents=True, exist_ok=True)
@@ -199,7 +202,8 @@ def evaluate(
     plot_bands(metrics["mae_by_band"], out_dir / "error_by_band.png")
     plot_calibration(metrics["calibration"], out_dir / "calibration.png")
     plot_groups(metrics["groups"]["ethnicity"], out_dir / "signed_error_by_group.png")
-    write_report(metrics, out_dir, f"{model.card['name']} {model.card['version']} on the {split} split")
+    tta = ", flip test-time augmentation" if flip else ""
+    write_report(metrics, out_dir, f"{model.card['name']} {model.card['version']} on the {split} split{tta}")
     if record:
         card = dict(model.card)
         card.setdefault("metrics", {})[split] = {

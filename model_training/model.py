@@ -134,3 +134,24 @@ def set_trainable(model: keras.Model, part: str) -> None:
         for layer in backbone.layers:
             if isinstance(layer, layers.BatchNormalization):
                 layer.trainable = False
+
+
+def warm_start(model: keras.Model, source: Path) -> None:
+    """Start every weight of `model` from a trained model of the same architecture — a Keras
+    `.weights.h5`, or a model directory's SavedModel (matched by layer and variable name), at any
+    input size: the backbone is fully convolutional, so 128 px weights can start a 224 px run."""
+    source = Path(source)
+    if source.suffix == ".h5":
+        model.load_weights(source)
+        return
+    import tensorflow as tf
+
+    loaded = tf.saved_model.load(str(source / "saved_model"))
+    saved = {v.name.removesuffix(":0"): v for v in loaded.signatures["serving_default"].variables}
+    for variable in model.weights:
+        if "seed_generator" in variable.path:  # dropout's random state, not a weight
+            continue
+        key = "/".join(variable.path.split("/")[-2:])
+        if key not in saved or tuple(saved[key].shape) != tuple(variable.shape):
+            raise ValueError(f"{source}: no weight {key} of shape {tuple(variable.shape)} to start from")
+        variable.assign(saved[key].numpy())

@@ -135,7 +135,17 @@ class AgeModel:
             )
         return self.crops[detector]
 
-    def predict(self, images: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        """Probabilities [N, K] and expected ages [N] for RGB 0..255 crops [N, S, S, 3]."""
-        out = self._run(np.ascontiguousarray(images, dtype=np.float32))
-        return out["probabilities"], out["expected_age"]
+    def predict(self, images: np.ndarray, flip: bool = False) -> tuple[np.ndarray, np.ndarray]:
+        """Probabilities [N, K] and expected ages [N] for RGB 0..255 crops [N, S, S, 3].
+
+        `flip`: test-time augmentation — each crop and its mirror image go through the model in
+        one batch and their distributions are averaged (a face's age does not change in a mirror).
+        """
+        images = np.ascontiguousarray(images, dtype=np.float32)
+        if not flip:
+            out = self._run(images)
+            return out["probabilities"], out["expected_age"]
+        n = len(images)
+        probabilities = self._run(np.concatenate([images, images[:, :, ::-1]]))["probabilities"]
+        probabilities = (probabilities[:n] + probabilities[n:]) / 2
+        return probabilities, probabilities @ self.ages

@@ -15,7 +15,7 @@ import tensorflow as tf
 
 from model_training.config import Augment, Recipe
 from model_training.crop import crop_square, crop_whole, read_rgb
-from model_training.dataset import Face
+from model_training.dataset import BANDS, Face
 
 AUTOTUNE = tf.data.AUTOTUNE
 
@@ -46,6 +46,39 @@ def _rotate(image: tf.Tensor, max_degrees: float) -> tf.Tensor:
     return tf.ensure_shape(out, image.shape)
 
 
+def label_distributions(recipe: Recipe) -> np.ndarray:
+    """[K, K]: row a is the training target for true age ages[a] — one-hot for "ce", a discretised
+    Gaussian of σ = ldl_sigma + ldl_sigma_per_year · age for "ldl"."""
+    ages = np.array(recipe.ages, dtype=np.float64)
+    if recipe.loss == "ce":
+        return np.eye(len(ages), dtype=np.float32)
+    sigma = recipe.ldl_sigma + recipe.ldl_sigma_per_year * ages[:, None]
+    rows = np.exp(-0.5 * ((ages[None, :] - ages[:, None]) / sigma) ** 2)
+    return (rows / rows.sum(axis=1, keepdims=True)).astype(np.float32)
+
+
+def balanced_weights(faces: list[Face], cap: float) -> np.ndarray:
+    """Sampling probabilities that even out the ethnicity × age-band cells: each cell would get
+    the same share, but no face is drawn more than `cap` times (nor less than 1/cap times) as
+    often as in plain sampling, so a cell of a few faces does not repeat them hundreds of times."""
+    band = [next(name for lo, hi, name in BANDS if lo <= f.age <= hi) for f in faces]
+    cells = [(f.ethnicity, b) for f, b in zip(faces, band, strict=True)]
+    counts: dict = {}
+    for c in cells:
+        counts[c] = counts.get(c, 0) + 1
+    even = np.array([len(faces) / len(counts) / counts[c] for c in cells])  # uncapped: every cell alike
+
+    def ratios(scale: float) -> np.ndarray:  # how often each face is drawn, relative to plain sampling
+        return np.clip(scale * even, 1 / cap, cap)
+
+    lo, hi = 1e-6, 1e6  # the mean ratio grows with the scale: bisect for a mean of 1 (n draws per epoch)
+    for _ in range(100):
+        mid = (lo * hi) ** 0.5
+        lo, hi = (mid, hi) if ratios(mid).mean() < 1 else (lo, mid)
+    ratio = ratios((lo * hi) ** 0.5)
+    return ratio / ratio.sum()
+
+
 def make_dataset(
     faces: list[Face],
     data_root: Path,
@@ -53,13 +86,24 @@ def make_dataset(
     training: bool,
     batch_size: int | None = None,
 ) -> tf.data.Dataset:
-    """Batches of (float32 RGB 0..255 images, {"probabilities": class, "expected_age": age})."""
+    """Batches of (float32 RGB 0..255 images, {"probabilities": target distribution, "expected_age": age}).
+
+    Training batches follow the recipe's sampling: shuffled once per epoch ("plain"), or drawn with
+    replacement by `balanced_weights` ("balanced", as many draws per epoch as there are faces).
+    """
     size, augment = recipe.input_size, recipe.augment if training else None
     ages = np.clip([f.age for f in faces], recipe.min_age, recipe.max_age)
     paths = [str(Path(data_root) / f.path) for f in faces]
     ds = tf.data.Dataset.from_tensor_slices((paths, ages.astype("int32")))
-    if training:
+    if training and recipe.sampling == "balanced":
+        logits = tf.constant(np.log(balanced_weights(faces, recipe.balance_cap))[None], tf.float32)
+        all_paths, all_ages = tf.constant(paths), tf.constant(ages.astype("int32"))
+        ds = tf.data.Dataset.range(len(faces)).map(
+            lambda _: (lambda i: (all_paths[i], all_ages[i]))(tf.random.categorical(logits, 1)[0, 0])
+        )
+    elif training:
         ds = ds.shuffle(len(faces), seed=recipe.seed, reshuffle_each_iteration=True)
+    targets = tf.constant(label_distributions(recipe))
 
     def load(path, age):
         seed = tf.random.uniform([], 0, 2**31 - 1, dtype=tf.int64)
@@ -76,7 +120,7 @@ def make_dataset(
             if augment.contrast > 0:
                 image = tf.image.random_contrast(image, 1 - augment.contrast, 1 + augment.contrast)
             image = tf.clip_by_value(image, 0.0, 255.0)
-        target = {"probabilities": age - recipe.min_age, "expected_age": tf.cast(age, tf.float32)}
+        target = {"probabilities": targets[age - recipe.min_age], "expected_age": tf.cast(age, tf.float32)}
         return image, target
 
     ds = ds.map(load, num_parallel_calls=AUTOTUNE, deterministic=not training)

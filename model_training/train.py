@@ -24,7 +24,7 @@ import tensorflow as tf
 
 from model_training.config import Recipe, Stage, load_recipe
 from model_training.dataset import read_manifest
-from model_training.model import build_model, set_trainable
+from model_training.model import build_model, set_trainable, warm_start
 from model_training.pipeline import make_dataset
 from model_training.plots import plot_history
 
@@ -79,10 +79,18 @@ def _sample(items: list, n: int | None, seed: int) -> list:
     return items if n is None or n >= len(items) else random.Random(seed).sample(items, n)
 
 
-def _compile(model: keras.Model, stage: Stage) -> None:
+def _compile(model: keras.Model, stage: Stage, recipe: Recipe) -> None:
+    """Cross-entropy against the target distribution (one-hot or Gaussian, see pipeline), plus the
+    L1 on the expected age when the recipe weights it."""
+    loss = {"probabilities": keras.losses.CategoricalCrossentropy()}
+    weights = {"probabilities": 1.0}
+    if recipe.l1_weight > 0:
+        loss["expected_age"] = keras.losses.MeanAbsoluteError()
+        weights["expected_age"] = recipe.l1_weight
     model.compile(
         optimizer=keras.optimizers.Adam(stage.learning_rate),
-        loss={"probabilities": keras.losses.SparseCategoricalCrossentropy()},
+        loss=loss,
+        loss_weights=weights,
         metrics={"expected_age": [keras.metrics.MeanAbsoluteError(name="mae")]},
     )
 
@@ -119,6 +127,9 @@ def train(
         model = build_model(recipe)
     if best.exists():
         model.load_weights(best)
+    elif recipe.warm_start:
+        warm_start(model, Path(recipe.warm_start))
+        log(f"warm start from {recipe.warm_start}")
     verbose = 1 if sys.stdout.isatty() else 2
     for stage in recipe.stages:
         if stage.name in state["completed"]:
@@ -126,7 +137,7 @@ def train(
         log(f"stage {stage.name}: train {stage.train}, {stage.epochs} epochs at lr {stage.learning_rate:g}")
         with strategy.scope():
             set_trainable(model, stage.train)
-            _compile(model, stage)
+            _compile(model, stage, recipe)
         scores = [float(r[MONITOR]) for r in read_history(run_dir) if r.get(MONITOR)]
         callbacks = [
             keras.callbacks.BackupAndRestore(str(run_dir / "backup" / stage.name)),

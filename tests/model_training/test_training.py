@@ -152,3 +152,80 @@ def test_onnx_runtime_without_model_onnx_is_a_clear_error(tiny_model_dir, tmp_pa
     (copy / "model.onnx").unlink()
     with pytest.raises(ModelDirError, match="model.onnx is missing"):
         AgeModel(copy, runtime="onnx")
+
+
+def test_label_distributions_one_hot_or_gaussian_widening_with_age(tiny_recipe):
+    from model_training.pipeline import label_distributions
+
+    np.testing.assert_array_equal(label_distributions(tiny_recipe), np.eye(101, dtype=np.float32))
+    ldl = label_distributions(replace(tiny_recipe, loss="ldl", ldl_sigma=2.0, ldl_sigma_per_year=0.05))
+    np.testing.assert_allclose(ldl.sum(axis=1), 1, atol=1e-5)
+    assert all(int(np.argmax(ldl[a])) == a for a in range(101))
+    assert ldl[80].max() < ldl[10].max()  # σ = 6 at 80 years, 2.5 at 10: the older target is wider
+
+
+def test_balanced_weights_even_the_cells_within_the_cap():
+    from model_training.dataset import Face
+    from model_training.pipeline import balanced_weights
+
+    faces = [Face(f"w{i}", "", 25, "train", "male", "White") for i in range(300)]
+    faces += [Face(f"b{i}", "", 65, "train", "female", "Black") for i in range(10)]
+    faces += [Face(f"a{i}", "", 45, "train", "male", "Asian") for i in range(100)]
+    p = balanced_weights(faces, cap=4.0)
+    assert p.sum() == pytest.approx(1)
+    ratio = p * len(faces)  # how often a face is drawn, relative to plain sampling
+    assert ratio.max() <= 4.0 + 1e-9 and ratio[:300].max() < 1 < ratio[300:].min()
+    shares = [p[:300].sum(), p[300:310].sum(), p[310:].sum()]
+    assert max(shares) - min(shares) < 300 / 410 - 10 / 410  # closer to even than plain sampling
+
+
+def test_recipe_options_are_checked_and_a_base_recipe_is_extended(tmp_path):
+    from model_training.config import load_recipe
+
+    compare = load_recipe("mobilenet_v2_compare_ldl_balanced")
+    assert compare.loss == "ldl" and compare.sampling == "balanced" and compare.input_size == 128
+    assert compare.augment == load_recipe("mobilenet_v2").augment and len(compare.stages) == 1
+    bad = tmp_path / "bad.toml"
+    bad.write_text(
+        'base = "mobilenet_v2"\nloss = "mse"\n[[stages]]\nname="a"\ntrain="all"\nepochs=1\nlearning_rate=1e-5\n'
+    )
+    with pytest.raises(ValueError, match="loss must be 'ce' or 'ldl'"):
+        load_recipe(bad)
+
+
+def test_warm_start_from_a_model_directory_reproduces_its_answers(tiny_recipe, tiny_model_dir, utkface_dir):
+    from model_training.model import build_model, warm_start, with_temperature
+
+    model = build_model(tiny_recipe, weights="none")
+    warm_start(model, tiny_model_dir)
+    card = json.loads((tiny_model_dir / "model.json").read_text())
+    faces = read_manifest(MANIFEST, "val")[:6]
+    x = np.stack([crop_whole(read_rgb(str(utkface_dir / f.path)), 64) for f in faces]).astype("float32")
+    want, _ = AgeModel(tiny_model_dir).predict(x)
+    got = with_temperature(model, card["calibration"]["temperature"], tiny_recipe.ages)(x, training=False)
+    np.testing.assert_allclose(got["probabilities"], want, atol=1e-5)
+
+
+def test_training_with_label_distributions_balanced_sampling_and_l1(tiny_recipe, tiny_model_dir, tmp_path):
+    recipe = replace(
+        tiny_recipe,
+        loss="ldl",
+        ldl_sigma_per_year=0.05,
+        l1_weight=0.1,
+        sampling="balanced",
+        warm_start=str(tiny_model_dir),
+        stages=(Stage("finetune", "all", 1, 1e-5, 1),),
+    )
+    train(recipe, tmp_path, limit=32, log=lambda m: None)
+    rows = list(csv.DictReader((tmp_path / "history.csv").open()))
+    assert [r["stage"] for r in rows] == ["finetune"] and 0 < float(rows[0][MONITOR]) < 100
+
+
+def test_flip_averages_the_crop_and_its_mirror(tiny_model_dir, utkface_dir):
+    faces = read_manifest(MANIFEST, "val")[:4]
+    x = np.stack([crop_whole(read_rgb(str(utkface_dir / f.path)), 64) for f in faces]).astype("float32")
+    model = AgeModel(tiny_model_dir, runtime="onnx")
+    p, age = model.predict(x, flip=True)
+    want = (model.predict(x)[0] + model.predict(x[:, :, ::-1])[0]) / 2
+    np.testing.assert_allclose(p, want, atol=1e-6)
+    np.testing.assert_allclose(age, want @ model.ages, atol=1e-4)

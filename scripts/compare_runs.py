@@ -1,0 +1,75 @@
+"""Compare training runs on the validation split: accuracy, bias by group, and distribution shape.
+
+For each run folder: its best weights, the validation faces framed as the chips are, a softmax
+temperature fitted on them (as export does), then MAE, CS@5, the share of single-mode
+distributions, the mean signed error of adults 30–69 per ethnicity and the MAE gap between women
+and men. Validation only: the test split is read once per shipped candidate, by `evaluate`.
+
+Usage: python scripts/compare_runs.py runs/A runs/B ... [--limit N] [--json FILE]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+
+import numpy as np
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from model_training.config import load_recipe  # noqa: E402
+from model_training.dataset import ETHNICITIES, read_manifest  # noqa: E402
+from model_training.distribution import fit_temperature, with_temperature  # noqa: E402
+from model_training.evaluate import compute_metrics  # noqa: E402
+from model_training.model import build_model  # noqa: E402
+from model_training.pipeline import make_dataset  # noqa: E402
+
+
+def score(run_dir: Path, limit: int | None) -> dict:
+    recipe = load_recipe(run_dir / "config.json")
+    model = build_model(recipe, weights="none")
+    model.load_weights(run_dir / "best.weights.h5")
+    faces = read_manifest(Path(recipe.manifest), "val")[:limit]
+    dataset = make_dataset(faces, Path(recipe.data_root), recipe, training=False, batch_size=64)
+    raw = model.predict(dataset, verbose=0)["probabilities"]
+    true = np.array([f.age for f in faces], dtype=np.float64)
+    ages = np.array(recipe.ages, dtype=np.float64)
+    temperature = fit_temperature(raw, true, ages)
+    groups = {"ethnicity": np.array([f.ethnicity for f in faces]), "gender": np.array([f.gender for f in faces])}
+    metrics = compute_metrics(true, with_temperature(raw, temperature), ages, groups=groups)
+    return {"run": run_dir.name, "temperature": temperature, **metrics}
+
+
+def row(m: dict) -> str:
+    eth, gender = m["groups"]["ethnicity"], m["groups"]["gender"]
+    adults = [f"{eth[e]['adults']['signed']:+.2f}" if "adults" in eth.get(e, {}) else "–" for e in ETHNICITIES]
+    gap = gender["female"]["mae"] - gender["male"]["mae"]
+    return (
+        f"| {m['run']} | {m['mae']:.3f} | {m['cs5']:.1%} | {m['modes']['single_mode_share']:.1%} "
+        f"| {m['modes']['mean']:.1f} | " + " | ".join(adults) + f" | {gap:+.2f} | {m['temperature']:.2f} |"
+    )
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("runs", type=Path, nargs="+")
+    parser.add_argument("--limit", type=int, help="validation faces (default: all)")
+    parser.add_argument("--json", type=Path, help="also write every metric here")
+    args = parser.parse_args()
+    results = [score(run, args.limit) for run in args.runs]
+    print(
+        "| run | MAE | CS@5 | single mode | modes | "
+        + " | ".join(f"30–69 signed: {e}" for e in ETHNICITIES)
+        + " | MAE female − male | temperature |"
+    )
+    print("|---|" + "---:|" * (6 + len(ETHNICITIES)))
+    for m in results:
+        print(row(m))
+    if args.json:
+        args.json.write_text(json.dumps(results, indent=2) + "\n")
+
+
+if __name__ == "__main__":
+    main()
