@@ -33,10 +33,12 @@ class Prediction:
 
 
 class Predictor:
-    def __init__(self, model: AgeModel, detector: FaceDetector, max_pixels: int, interval_mass: float) -> None:
+    def __init__(
+        self, model: AgeModel, detector: FaceDetector, max_pixels: int, interval_mass: float, flip: bool = False
+    ) -> None:
         self.model, self.detector = model, detector
         self.crop = model.crop_for(detector.name)  # refuses a model without a crop for this detector
-        self.max_pixels, self.interval_mass = max_pixels, interval_mass
+        self.max_pixels, self.interval_mass, self.flip = max_pixels, interval_mass, flip
 
     def faces(self, rgb: np.ndarray, detect: bool, max_faces: int) -> tuple[list[Box], list[float | None], float]:
         """Face boxes (largest first), their scores, and the detection time in ms."""

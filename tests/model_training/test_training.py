@@ -180,7 +180,11 @@ def test_balanced_weights_even_the_cells_within_the_cap():
 
 
 def test_recipe_options_are_checked_and_a_base_recipe_is_extended(tmp_path):
-    from model_training.config import load_recipe
+    from model_training.config import RECIPES, load_recipe
+
+    for path in RECIPES.glob("*.toml"):  # every shipped recipe loads
+        assert load_recipe(path.stem).stages, path.name
+    assert load_recipe("mobilenet_v2_224").input_size == 224
 
     compare = load_recipe("mobilenet_v2_compare_ldl_balanced")
     assert compare.loss == "ldl" and compare.sampling == "balanced" and compare.input_size == 128
