@@ -129,7 +129,7 @@ class DnnDetector:
       reliably, and to at most `max_pixels` input pixels (which bounds the time on large photos:
       there, the smallest face found grows with the photo). It keeps only boxes up to
       DETAIL_MAX_FACE of its input's short side, where no phantom arises; larger faces are the
-      whole pass's.
+      whole pass's, which then runs only if the detail pass saw one (at PROBE confidence).
 
     Boxes of both passes are merged (overlapping and nested boxes suppressed, surest first),
     clipped to the image and returned largest first; `score` is the network's probability that
@@ -139,6 +139,7 @@ class DnnDetector:
     name = "dnn"
     NET_MIN_FACE = 20  # px: the smallest face the network finds reliably in its input
     DETAIL_MAX_FACE = 0.3
+    PROBE = 0.2  # a detail-pass box this sure and too large for it calls for the whole pass
     NMS_IOU = 0.4
     NESTED = 0.6  # a box this much inside a surer box is a part of that face (an eye, a mouth)
     MEAN = (104.0, 177.0, 123.0)  # BGR means the network was trained with
@@ -185,14 +186,14 @@ class DnnDetector:
             "max_pixels": self.max_pixels,
         }
 
-    def _run(self, bgr: np.ndarray, role: str) -> np.ndarray:
+    def _run(self, bgr: np.ndarray, role: str, threshold: float | None = None) -> np.ndarray:
         """Rows (confidence, x0, y0, x1, y1) in the coordinates of `bgr`, above the threshold."""
         h, w = bgr.shape[:2]
         blob = cv2.dnn.blobFromImage(bgr, 1.0, (w, h), self.MEAN, swapRB=False, crop=False)
         net = self._net(role)
         net.setInput(blob)
         out = net.forward()[0, 0]
-        out = out[out[:, 2] >= self.min_confidence]
+        out = out[out[:, 2] >= (self.min_confidence if threshold is None else threshold)]
         return np.column_stack([out[:, 2], out[:, 3] * w, out[:, 4] * h, out[:, 5] * w, out[:, 6] * h])
 
     def _whole(self, bgr: np.ndarray, scale: float) -> np.ndarray:
@@ -210,15 +211,15 @@ class DnnDetector:
         rows[:, 1:] /= scale
         return rows
 
-    def _detail(self, bgr: np.ndarray, scale: float) -> np.ndarray:
-        """The detail pass on `bgr`, the image downscaled by `scale`: only the faces too small to
-        give phantoms."""
+    def _detail(self, bgr: np.ndarray, scale: float) -> tuple[np.ndarray, bool]:
+        """The detail pass on `bgr`, the image downscaled by `scale`: the faces too small to give
+        phantoms, and whether it saw a larger one (then the whole pass is needed)."""
         h, w = bgr.shape[:2]
-        rows = self._run(bgr, "detail")
-        limit = self.DETAIL_MAX_FACE * min(h, w)
-        rows = rows[np.maximum(rows[:, 3] - rows[:, 1], rows[:, 4] - rows[:, 2]) <= limit]
-        rows[:, 1:] /= scale
-        return rows
+        rows = self._run(bgr, "detail", threshold=min(self.min_confidence, self.PROBE))
+        large = np.maximum(rows[:, 3] - rows[:, 1], rows[:, 4] - rows[:, 2]) > self.DETAIL_MAX_FACE * min(h, w)
+        keep = rows[~large & (rows[:, 0] >= self.min_confidence)]
+        keep[:, 1:] /= scale
+        return keep, bool(large.any())
 
     def detect(self, rgb: np.ndarray) -> list[Detection]:
         h, w = rgb.shape[:2]
@@ -231,11 +232,15 @@ class DnnDetector:
         else:
             rgb_small = rgb
         bgr = cv2.cvtColor(rgb_small, cv2.COLOR_RGB2BGR)
-        passes = [self._whole(bgr, scale)]
         whole_scale = scale * self.whole_side / (max(bgr.shape[:2]) * (1 + 2 * self.margin))
-        # the detail pass: when it sees the image sharper than the whole pass, and a face fits in it
+        passes, whole_needed = [], True
+        # the detail pass: when it sees the image sharper than the whole pass, and a face fits in it;
+        # the whole pass then runs only if the detail pass saw a face too large for it
         if scale > whole_scale and min(bgr.shape[:2]) >= self.NET_MIN_FACE:
-            passes.append(self._detail(bgr, scale))
+            detail, whole_needed = self._detail(bgr, scale)
+            passes.append(detail)
+        if whole_needed:
+            passes.append(self._whole(bgr, scale))
         rows = np.concatenate(passes)
         # a box whose centre lies outside the image is an artefact, not a face cut by the border
         cx, cy = (rows[:, 1] + rows[:, 3]) / 2, (rows[:, 2] + rows[:, 4]) / 2
