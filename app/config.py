@@ -9,6 +9,7 @@ from typing import Literal
 from pydantic import Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from model_training.detect import MAX_PIXELS, MIN_CONFIDENCE, MIN_FACE
 from model_training.distribution import INTERVAL_MASS
 
 REPO = Path(__file__).resolve().parents[1]
@@ -40,11 +41,13 @@ class Settings(BaseSettings):
     max_faces_limit: int = Field(50, gt=0, description="largest max_faces a request may ask for")
     detector: Literal["dnn", "haar"] = Field("dnn", description="OpenCV's DNN face detector or its Haar cascade")
     min_face_confidence: float = Field(
-        0.5, ge=0, le=1, description="dnn: smallest detection probability reported as a face"
+        MIN_CONFIDENCE, ge=0, le=1, description="dnn: smallest detection probability reported as a face"
     )
-    detect_min_face: int = Field(48, gt=0, description="dnn: smallest face, in pixels, to look for in large photos")
+    detect_min_face: int = Field(
+        MIN_FACE, gt=0, description="dnn: smallest face, in pixels, to look for in large photos"
+    )
     detect_max_pixels: int = Field(
-        400_000, gt=0, description="dnn: most pixels the detail pass looks at (bounds the time on large photos)"
+        MAX_PIXELS, gt=0, description="dnn: most pixels the detail pass looks at (bounds the time on large photos)"
     )
     detect_max_side: int = Field(1024, gt=0, description="haar: detection runs on a copy downscaled to this side")
     tta: Literal["none", "flip"] = Field(

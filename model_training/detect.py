@@ -19,6 +19,8 @@ import numpy as np
 from model_training.crop import Box
 
 DETECTORS = ("dnn", "haar")
+# the DNN detector's defaults, also the service's (app.config): chosen with scripts/tune_detection.py
+MIN_CONFIDENCE, MIN_FACE, MAX_PIXELS = 0.5, 48, 400_000
 CASCADE = "haarcascade_frontalface_default.xml"
 DNN_DIR = Path(__file__).parent / "face_detector"
 DNN_CONFIG = "deploy.prototxt"
@@ -146,10 +148,10 @@ class DnnDetector:
 
     def __init__(
         self,
-        min_confidence: float = 0.5,
+        min_confidence: float = MIN_CONFIDENCE,
         margin: float = 0.35,
-        min_face: int = 48,
-        max_pixels: int = 400_000,
+        min_face: int = MIN_FACE,
+        max_pixels: int = MAX_PIXELS,
         whole_side: int = 224,
         model_dir: Path = DNN_DIR,
     ) -> None:
@@ -276,7 +278,11 @@ def _suppress(rows: np.ndarray, iou: float, nested: float) -> list[int]:
 
 
 def make_detector(
-    name: str, min_confidence: float = 0.5, min_face: int = 48, max_pixels: int = 400_000, max_side: int = 1024
+    name: str,
+    min_confidence: float = MIN_CONFIDENCE,
+    min_face: int = MIN_FACE,
+    max_pixels: int = MAX_PIXELS,
+    max_side: int = 1024,
 ) -> FaceDetector:
     """The detector called `name` ("dnn" or "haar"), with the service's settings."""
     if name == "dnn":
