@@ -12,6 +12,7 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
 from app.config import Settings  # noqa: E402
 from app.main import create_app  # noqa: E402
+from app.server import server_config  # noqa: E402
 
 
 def main() -> None:
@@ -23,9 +24,7 @@ def main() -> None:
         server.should_exit = True
 
     app = create_app(settings, on_fatal=stop)
-    server = uvicorn.Server(
-        uvicorn.Config(app, host=settings.host, port=settings.port, log_level=settings.log_level, access_log=False)
-    )
+    server = uvicorn.Server(server_config(app, settings))
     server.run()
     if app.state.fatal:
         sys.exit(1)

@@ -37,8 +37,12 @@ class BodyLimit:
         received = 0
         deadline: float | None = None
 
+        complete = False
+
         async def limited_receive() -> Message:
-            nonlocal received, deadline
+            nonlocal received, deadline, complete
+            if complete:  # the body is in; what is left to hear is the client leaving
+                return await receive()
             if deadline is None:
                 deadline = time.monotonic() + self.timeout
             try:
@@ -51,9 +55,37 @@ class BodyLimit:
                 received += len(message.get("body", b""))
                 if received > self.max_bytes:
                     raise self._too_large()  # FastAPI re-raises HTTPExceptions from body parsing
+                complete = not message.get("more_body", False)
             return message
 
         await self.app(scope, limited_receive, send)
+
+
+class HeaderLimit:
+    """Pure ASGI middleware: 431 for a request with more than `max_headers` header lines, or whose
+    request line and headers pass `max_bytes`.
+
+    The server's own limit (h11's) bounds what it buffers while a request is incomplete; a request
+    that arrives whole in one read is only measured here.
+    """
+
+    def __init__(self, app: ASGIApp, max_headers: int, max_bytes: int) -> None:
+        self.app, self.max_headers, self.max_bytes = app, max_headers, max_bytes
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] == "http":
+            headers = scope["headers"]
+            size = len(scope.get("raw_path") or b"") + len(scope["query_string"])
+            size += sum(len(name) + len(value) + 4 for name, value in headers)
+            if len(headers) > self.max_headers:
+                detail = f"the request has {len(headers)} header lines; the limit is {self.max_headers}"
+                await error_response(431, "too_many_headers", detail, {"Connection": "close"})(scope, receive, send)
+                return
+            if size > self.max_bytes:
+                detail = f"the request line and headers exceed {self.max_bytes:,} bytes"
+                await error_response(431, "headers_too_large", detail, {"Connection": "close"})(scope, receive, send)
+                return
+        await self.app(scope, receive, send)
 
 
 class InFlight:

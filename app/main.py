@@ -17,7 +17,7 @@ from fastapi.middleware.cors import CORSMiddleware
 
 from app import errors
 from app.config import Settings
-from app.limits import BodyLimit, InFlight
+from app.limits import BodyLimit, HeaderLimit, InFlight
 from app.observability import Metrics, RequestLog
 from app.predictor import build_predictor
 from app.routes import router
@@ -39,7 +39,7 @@ def _load(app: FastAPI, settings: Settings) -> None:
         "runtime_version": _runtime_version(settings.model_runtime),
         "opencv": cv2.__version__,
         "python": platform.python_version(),
-        "model_dir": str(settings.model_dir),
+        "model_dir": settings.model_dir.name,  # the folder's name: the host's paths are not the client's business
         "detector": predictor.detector.describe(),
         "compute_threads": settings.compute_threads,
         "model_threads": settings.model_threads,
@@ -90,7 +90,7 @@ def create_app(settings: Settings | None = None, on_fatal: Callable[[], None] = 
     app.state.metrics.in_flight.set_function(lambda: app.state.in_flight.count)
     errors.install(app)
     app.include_router(router)
-    # the last added runs first: log every request, then CORS, the key, and the body limits
+    # the last added runs first: log every request, count its headers, then CORS, the key, the body limits
     app.add_middleware(BodyLimit, max_bytes=settings.max_upload_bytes, timeout=settings.upload_timeout)
     if settings.api_key:
         app.add_middleware(ApiKey, key=settings.api_key)
@@ -101,5 +101,6 @@ def create_app(settings: Settings | None = None, on_fatal: Callable[[], None] = 
             allow_methods=["GET", "POST"],
             allow_headers=["X-API-Key", "Content-Type"],
         )
+    app.add_middleware(HeaderLimit, max_headers=settings.max_headers, max_bytes=settings.max_header_bytes)
     app.add_middleware(RequestLog, metrics=app.state.metrics)
     return app

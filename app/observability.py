@@ -46,6 +46,11 @@ class Metrics:
             "predictions refused because too many were in flight",
             registry=self.registry,
         )
+        self.abandoned = Counter(
+            "dex_predictions_abandoned_total",
+            "predictions dropped or stopped because their client had gone",
+            registry=self.registry,
+        )
 
 
 class RequestLog:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -14,6 +15,10 @@ from model_training.crop import Box, crop_face, crop_whole
 from model_training.detect import FaceDetector, make_detector
 from model_training.distribution import AgeSummary, summarize
 from model_training.model_dir import AgeModel
+
+
+class Abandoned(Exception):
+    """The client went away: the prediction was stopped."""
 
 
 @dataclass(frozen=True)
@@ -56,11 +61,25 @@ class Predictor:
             return crop_whole(rgb, size)[None]
         return np.stack([crop_face(rgb, box, self.crop, size) for box in boxes])
 
-    def predict(self, data: bytes, detect: bool = True, max_faces: int = 10) -> Prediction:
+    def predict(
+        self, data: bytes, detect: bool = True, max_faces: int = 10, cancelled: Callable[[], bool] = lambda: False
+    ) -> Prediction:
+        """Decode, detect, crop, estimate. `cancelled` is asked between the stages: once it says
+        True (the client has gone), the work stops with `Abandoned`."""
+        try:
+            return self._predict(data, detect, max_faces, cancelled)
+        finally:
+            imaging.release_memory()  # the decoded image is gone: give its pages back
+
+    def _predict(self, data: bytes, detect: bool, max_faces: int, cancelled: Callable[[], bool]) -> Prediction:
         start = time.perf_counter()
         rgb = imaging.decode(data, self.max_pixels)
         decoded = time.perf_counter()
+        if cancelled():
+            raise Abandoned
         boxes, scores, detect_ms = self.faces(rgb, detect, max_faces)
+        if cancelled():
+            raise Abandoned
         faces: list[FaceResult] = []
         infer_ms = 0.0
         if boxes:

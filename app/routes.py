@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import asyncio
+import threading
+from concurrent.futures import Future
 from pathlib import Path
 from typing import Annotated
 
@@ -16,6 +18,7 @@ from app.schemas import ErrorResponse, FaceOut, Health, PredictResponse, Ready
 
 router = APIRouter()
 PAGE = Path(__file__).parent / "static" / "index.html"
+CLIENT_GONE = 499  # nginx's "client closed request": for the log and the metrics
 ERRORS = {code: {"model": ErrorResponse} for code in (400, 408, 413, 415, 422, 503)}
 
 
@@ -75,14 +78,38 @@ async def predict(
             f"{in_flight.limit} predictions are already running; retry shortly",
             headers={"Retry-After": "1"},
         )
-    try:
-        loop = asyncio.get_running_loop()
-        prediction = await loop.run_in_executor(request.app.state.executor, predictor.predict, data, detect, max_faces)
-    finally:
-        in_flight.release()
+    gone = threading.Event()
+    loop = asyncio.get_running_loop()
+    job = request.app.state.executor.submit(predictor.predict, data, detect, max_faces, gone.is_set)
+    # the slot is freed when the work ends, not when the client leaves: the pool never holds more
+    job.add_done_callback(lambda _: loop.call_soon_threadsafe(in_flight.release))
+    prediction = await _unless_client_leaves(request, job, gone)
+    if prediction is None:
+        metrics.abandoned.inc()
+        return Response(status_code=CLIENT_GONE)  # nobody reads it; the log and metrics do
     metrics.faces.observe(len(prediction.faces))
     metrics.inference.observe(prediction.timings_ms["infer"] / 1000)
     return _response(prediction, predictor, include_distribution)
+
+
+async def _unless_client_leaves(request: Request, job: Future, gone: threading.Event) -> Prediction | None:
+    """The job's result, or None once the client has disconnected: a job still queued is dropped,
+    one running stops at its next stage."""
+    result = asyncio.wrap_future(job)
+    leaving = asyncio.ensure_future(_disconnect(request))
+    await asyncio.wait({result, leaving}, return_when=asyncio.FIRST_COMPLETED)
+    if result.done():
+        leaving.cancel()
+        return result.result()
+    gone.set()
+    job.cancel()
+    result.cancel()
+    return None
+
+
+async def _disconnect(request: Request) -> None:
+    while (await request.receive())["type"] != "http.disconnect":
+        pass
 
 
 @router.get("/", include_in_schema=False)

@@ -77,6 +77,19 @@ def set_crops(model_dir: Path, crops: dict[str, dict], version: str | None = Non
     return card
 
 
+REPO = Path(__file__).resolve().parents[1]
+PATHS = {"weights", "manifest", "data_root", "warm_start"}  # the recipe's file paths
+
+
+def portable(path: str | None) -> str | None:
+    """A path as the card may show it: relative to the repository (as recipes write them), never
+    the absolute path of the machine that trained the model."""
+    if not path or not Path(path).is_absolute():
+        return path
+    resolved = Path(path).resolve()
+    return str(resolved.relative_to(REPO)) if resolved.is_relative_to(REPO) else resolved.name
+
+
 def export(
     run_dir: Path,
     out_dir: Path,
@@ -120,9 +133,9 @@ def export(
             f"outside the image. The backbone's '{recipe.normalization}' normalisation is inside the graph."
         ),
         "training": {
-            "recipe": recipe.to_dict(),
-            "init_weights": recipe.weights,
-            "manifest": recipe.manifest,
+            "recipe": {k: portable(v) if k in PATHS else v for k, v in recipe.to_dict().items()},
+            "init_weights": portable(recipe.weights),
+            "manifest": portable(recipe.manifest),
             "manifest_sha256": file_sha256(Path(recipe.manifest)),
             "counts": {s: sum(f.split == s for f in manifest) for s in ("train", "val", "test")},
             "limit": json.loads((run_dir / "state.json").read_text()).get("limit"),

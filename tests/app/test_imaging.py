@@ -4,7 +4,7 @@ import io
 
 import numpy as np
 import pytest
-from PIL import Image
+from PIL import Image, ImageOps
 
 from app.errors import ApiError
 from app.imaging import decode
@@ -49,12 +49,55 @@ def test_exif_orientation_is_applied(orientation):
     image.paste((255, 255, 255), (0, 0, 10, 10))  # a white mark in the stored top-left corner
     exif = Image.Exif()
     exif[0x0112] = orientation
-    out = decode(_encode(image, "JPEG", exif=exif, quality=100), LIMIT)
-    rotated = orientation in (5, 6, 7, 8)
-    assert out.shape[:2] == ((40, 20) if rotated else (20, 40))
+    data = _encode(image, "PNG", exif=exif)
+    expected = np.asarray(ImageOps.exif_transpose(Image.open(io.BytesIO(data))).convert("RGB"))
+    assert np.array_equal(decode(data, LIMIT), expected)  # the same pixels where Pillow puts them
 
 
 def test_pixel_limit_is_checked_before_decoding():
     with pytest.raises(ApiError) as err:
         decode(_encode(Image.new("L", (300, 300))), max_pixels=300 * 300 - 1)
     assert err.value.status_code == 413
+
+
+def test_translucent_webp_is_composited_over_white_as_pillow_does():
+    rgba = np.random.default_rng(0).integers(0, 256, (30, 40, 4), dtype=np.uint8)
+    data = _encode(Image.fromarray(rgba, "RGBA"), "WEBP", lossless=True)
+    expected = Image.new("RGB", (40, 30), (255, 255, 255))
+    expected.paste(Image.open(io.BytesIO(data)), mask=Image.open(io.BytesIO(data)).getchannel("A"))
+    assert np.abs(decode(data, LIMIT).astype(int) - np.asarray(expected)).max() <= 1
+
+
+def test_a_multi_picture_jpeg_decodes_as_its_first_picture(test_images):
+    from scripts.hostile import mpo, without_mpf
+
+    phone = mpo((test_images / "face.jpg").read_bytes())
+    plain = without_mpf(phone)
+    assert Image.open(io.BytesIO(phone)).format == "MPO" and Image.open(io.BytesIO(plain)).format == "JPEG"
+    assert np.array_equal(decode(phone, LIMIT), decode(plain, LIMIT))
+
+
+def test_scans_are_counted_in_the_first_picture_only(test_images):
+    from app.imaging import jpeg_structure
+    from scripts.hostile import mpo
+
+    rgb = Image.open(test_images / "grace_hopper.bmp")
+    assert jpeg_structure(_encode(rgb, "JPEG")) == (0xC0, 1)
+    frame, scans = jpeg_structure(_encode(rgb, "JPEG", progressive=True))
+    assert frame == 0xC2 and 6 <= scans <= 12  # libjpeg's progression
+    assert jpeg_structure(mpo(_encode(rgb, "JPEG"))) == (0xC0, 1)
+
+
+def test_cost_rules_leave_ordinary_photos_alone(test_images, utkface_dir):
+    """Real photos of every size up to the pixel limit pass the rules (a 39 MP photo-like JPEG too)."""
+    from app.imaging import check_cost
+
+    photo = Image.open(test_images / "face.jpg")
+    samples = [p.read_bytes() for p in sorted(utkface_dir.glob("*.jpg"))[:200]]
+    samples += [
+        _encode(photo.resize(size), "JPEG", quality=q, progressive=p)
+        for size, q, p in [((6000, 4000), 95, False), ((7600, 5100), 75, True), ((4032, 3024), 85, False)]
+    ]
+    samples += [_encode(photo.resize((4000, 3000)), "PNG"), _encode(photo.resize((4000, 3000)), "WEBP")]
+    for data in samples:
+        check_cost(Image.open(io.BytesIO(data)), data)  # raises on refusal
