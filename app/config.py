@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import multiprocessing
 import os
+import sys
 from pathlib import Path
 from typing import Literal
 
@@ -23,13 +25,35 @@ def _cores() -> int:
     return os.cpu_count() or 1
 
 
+def _workers() -> int:
+    """How many worker processes share the cores: 1, or N for a worker of `uvicorn --workers N`
+    (or `fastapi run --workers N`), whose command line a spawned worker inherits; else
+    WEB_CONCURRENCY, which uvicorn reads as the default for --workers."""
+    if multiprocessing.parent_process() is None:
+        return 1
+    args = sys.argv
+    for i, arg in enumerate(args):
+        if arg == "--workers" and i + 1 < len(args) and args[i + 1].isdigit():
+            return max(1, int(args[i + 1]))
+        if arg.startswith("--workers=") and arg.split("=", 1)[1].isdigit():
+            return max(1, int(arg.split("=", 1)[1]))
+    concurrency = os.environ.get("WEB_CONCURRENCY", "1")
+    return max(1, int(concurrency)) if concurrency.isdigit() else 1
+
+
+def _compute_threads() -> int:
+    return max(1, _cores() // _workers())
+
+
 class Settings(BaseSettings):
     model_config = SettingsConfigDict(env_prefix="", case_sensitive=False, protected_namespaces=())
 
     model_dir: Path = Field(SHIPPED_MODEL, description="model directory to serve")
     model_runtime: Literal["tensorflow", "onnx"] = Field("tensorflow", description="SavedModel or model.onnx")
     compute_threads: int = Field(
-        default_factory=_cores, gt=0, description="predictions computed in parallel (default: one per core)"
+        default_factory=_compute_threads,
+        gt=0,
+        description="predictions computed in parallel (default: one per core, shared among uvicorn's workers)",
     )
     model_threads: int = Field(1, gt=0, description="threads inside one model forward (and OpenCV's detection)")
     max_upload_bytes: int = Field(10 * 1024 * 1024, gt=0, description="largest request body accepted")

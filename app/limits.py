@@ -91,17 +91,19 @@ class HeaderLimit:
 class InFlight:
     """Counts predictions in progress, so that past `limit` a request is refused, not queued.
 
-    All changes happen on the event loop, so a plain counter is enough.
+    All changes happen on the event loop, so a plain counter is enough; `gauge` shows it.
     """
 
-    def __init__(self, limit: int) -> None:
-        self.limit, self.count = limit, 0
+    def __init__(self, limit: int, gauge) -> None:
+        self.limit, self.count, self.gauge = limit, 0, gauge
 
     def try_acquire(self) -> bool:
         if self.count >= self.limit:
             return False
         self.count += 1
+        self.gauge.inc()
         return True
 
     def release(self) -> None:
         self.count -= 1
+        self.gauge.dec()

@@ -7,7 +7,6 @@ import asyncio
 import logging
 import os
 import platform
-import signal
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import asynccontextmanager
@@ -17,35 +16,41 @@ from fastapi.middleware.cors import CORSMiddleware
 
 from app import errors
 from app.config import Settings
+from app.estimator import Estimator
 from app.limits import BodyLimit, HeaderLimit, InFlight
 from app.observability import Metrics, RequestLog
-from app.predictor import build_predictor
 from app.routes import router
 from app.security import ApiKey
 
 log = logging.getLogger("app")
 
 
+STARTUP_FAILURE = 3  # uvicorn's code for it: with --workers, the supervisor then stops instead of restarting
+
+
 def _stop_process() -> None:
-    os.kill(os.getpid(), signal.SIGTERM)  # uvicorn shuts down; `python -m app` then exits 1
+    """Under `uvicorn app.main:app` (or `fastapi run`): leave at once, with uvicorn's startup-failure
+    code. Nothing is lost: a service whose model never loaded has served no prediction."""
+    logging.shutdown()
+    os._exit(STARTUP_FAILURE)
 
 
 def _load(app: FastAPI, settings: Settings) -> None:
     import cv2
 
-    predictor = build_predictor(settings)  # validates the model directory and runs a warm-up batch
+    estimator = Estimator.from_settings(settings)  # validates the model directory and runs a warm-up batch
     app.state.runtime = {
         "runtime": settings.model_runtime,
         "runtime_version": _runtime_version(settings.model_runtime),
         "opencv": cv2.__version__,
         "python": platform.python_version(),
         "model_dir": settings.model_dir.name,  # the folder's name: the host's paths are not the client's business
-        "detector": predictor.detector.describe(),
+        "detector": estimator.detector.describe(),
         "compute_threads": settings.compute_threads,
         "model_threads": settings.model_threads,
         "tta": settings.tta,
     }
-    app.state.predictor = predictor
+    app.state.estimator = estimator
 
 
 def _runtime_version(runtime: str) -> str:
@@ -59,11 +64,24 @@ def _runtime_version(runtime: str) -> str:
     return "unknown"
 
 
+def _log_to_stderr(level: str) -> None:
+    """Under `uvicorn app.main:app`, uvicorn configures its own loggers only: give ours a handler in
+    its format. (`python -m app` has configured logging before it serves.)"""
+    if logging.getLogger().handlers or log.handlers:
+        return
+    handler = logging.StreamHandler()
+    handler.setFormatter(logging.Formatter("%(levelname)s:     %(name)s: %(message)s"))
+    log.addHandler(handler)
+    log.setLevel(level.upper())
+
+
 def create_app(settings: Settings | None = None, on_fatal: Callable[[], None] = _stop_process) -> FastAPI:
     settings = settings or Settings()
 
     @asynccontextmanager
     async def lifespan(app: FastAPI):
+        _log_to_stderr(settings.log_level)
+
         async def load() -> None:
             try:
                 await asyncio.to_thread(_load, app, settings)
@@ -77,6 +95,7 @@ def create_app(settings: Settings | None = None, on_fatal: Callable[[], None] = 
         yield
         task.cancel()
         app.state.executor.shutdown(wait=False, cancel_futures=True)
+        Metrics.process_ended()
 
     app = FastAPI(
         title="dex-age",
@@ -84,10 +103,10 @@ def create_app(settings: Settings | None = None, on_fatal: Callable[[], None] = 
         description="Face age estimation with DEX: the expected age, its spread and the full distribution.",
         lifespan=lifespan,
     )
-    app.state.settings, app.state.predictor, app.state.fatal = settings, None, None
-    app.state.metrics, app.state.in_flight = Metrics(), InFlight(settings.max_in_flight)
+    app.state.settings, app.state.estimator, app.state.fatal = settings, None, None
+    app.state.metrics = Metrics()
+    app.state.in_flight = InFlight(settings.max_in_flight, app.state.metrics.in_flight)
     app.state.executor = ThreadPoolExecutor(settings.compute_threads, thread_name_prefix="predict")
-    app.state.metrics.in_flight.set_function(lambda: app.state.in_flight.count)
     errors.install(app)
     app.include_router(router)
     # the last added runs first: log every request, count its headers, then CORS, the key, the body limits
@@ -104,3 +123,7 @@ def create_app(settings: Settings | None = None, on_fatal: Callable[[], None] = 
     app.add_middleware(HeaderLimit, max_headers=settings.max_headers, max_bytes=settings.max_header_bytes)
     app.add_middleware(RequestLog, metrics=app.state.metrics)
     return app
+
+
+# `uvicorn app.main:app`, `fastapi run app/main.py`: the app as configured by the environment
+app = create_app()

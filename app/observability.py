@@ -1,14 +1,45 @@
-"""Request ids, one structured log line per request, and Prometheus metrics at /metrics."""
+"""Request ids, one structured log line per request, and Prometheus metrics at /metrics.
+
+Worker processes of one server (`uvicorn app.main:app --workers N`) count together: each keeps its
+metrics in prometheus_client's multiprocess files, in a folder named after their parent process
+(or in PROMETHEUS_MULTIPROC_DIR when that is set, e.g. under gunicorn), and /metrics sums them.
+"""
 
 from __future__ import annotations
 
 import json
 import logging
+import multiprocessing
+import os
+import tempfile
 import time
 import uuid
+from pathlib import Path
 
-from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
-from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+def _share_metrics_between_workers() -> None:
+    """Must run before prometheus_client is imported: it chooses its value store at import."""
+    if "PROMETHEUS_MULTIPROC_DIR" in os.environ or multiprocessing.parent_process() is None:
+        return
+    folder = Path(tempfile.gettempdir()) / f"dex-age-metrics-{os.getppid()}"
+    folder.mkdir(exist_ok=True)
+    os.environ["PROMETHEUS_MULTIPROC_DIR"] = str(folder)
+
+
+_share_metrics_between_workers()
+
+from prometheus_client import (  # noqa: E402
+    CONTENT_TYPE_LATEST,
+    CollectorRegistry,
+    Counter,
+    Gauge,
+    Histogram,
+    generate_latest,
+    multiprocess,
+)
+from starlette.types import ASGIApp, Message, Receive, Scope, Send  # noqa: E402
+
+SHARED = "PROMETHEUS_MULTIPROC_DIR" in os.environ
 
 access_log = logging.getLogger("app.access")
 
@@ -40,7 +71,9 @@ class Metrics:
             buckets=(0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5),
             registry=self.registry,
         )
-        self.in_flight = Gauge("dex_predictions_in_flight", "predictions in progress", registry=self.registry)
+        self.in_flight = Gauge(
+            "dex_predictions_in_flight", "predictions in progress", registry=self.registry, multiprocess_mode="livesum"
+        )
         self.rejected = Counter(
             "dex_predictions_rejected_total",
             "predictions refused because too many were in flight",
@@ -51,6 +84,19 @@ class Metrics:
             "predictions dropped or stopped because their client had gone",
             registry=self.registry,
         )
+
+    def render(self) -> tuple[bytes, str]:
+        """The exposition text and its content type: this process's metrics, or every worker's."""
+        registry = self.registry
+        if SHARED:
+            registry = CollectorRegistry()
+            multiprocess.MultiProcessCollector(registry)
+        return generate_latest(registry), CONTENT_TYPE_LATEST
+
+    @staticmethod
+    def process_ended() -> None:
+        if SHARED:
+            multiprocess.mark_process_dead(os.getpid())  # its live gauges stop counting
 
 
 class RequestLog:

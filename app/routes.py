@@ -10,11 +10,10 @@ from typing import Annotated
 
 from fastapi import APIRouter, File, Query, Request, UploadFile
 from fastapi.responses import FileResponse, JSONResponse, Response
-from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
 from app.errors import ApiError
-from app.predictor import Prediction, Predictor
-from app.schemas import ErrorResponse, FaceOut, Health, PredictResponse, Ready
+from app.estimator import Estimator, Prediction
+from app.schemas import ErrorResponse, Health, PredictResponse, Ready
 
 router = APIRouter()
 PAGE = Path(__file__).parent / "static" / "index.html"
@@ -22,35 +21,11 @@ CLIENT_GONE = 499  # nginx's "client closed request": for the log and the metric
 ERRORS = {code: {"model": ErrorResponse} for code in (400, 408, 413, 415, 422, 503)}
 
 
-def _predictor(request: Request) -> Predictor:
-    predictor = getattr(request.app.state, "predictor", None)
-    if predictor is None:
+def _estimator(request: Request) -> Estimator:
+    estimator = getattr(request.app.state, "estimator", None)
+    if estimator is None:
         raise ApiError(503, "not_ready", "the model is still loading", headers={"Retry-After": "5"})
-    return predictor
-
-
-def _response(prediction: Prediction, predictor: Predictor, include_distribution: bool) -> PredictResponse:
-    card = predictor.model.card
-    ages = [int(a) for a in predictor.model.ages]
-    faces = [
-        FaceOut(
-            box=vars(face.box),
-            detection_score=face.detection_score,
-            age=round(face.summary.age, 3),
-            age_std=round(face.summary.std, 3),
-            age_interval={"low": face.summary.low, "high": face.summary.high, "mass": round(face.summary.mass, 4)},
-            distribution={"ages": ages, "probabilities": [round(float(p), 6) for p in face.probabilities]}
-            if include_distribution
-            else None,
-        )
-        for face in prediction.faces
-    ]
-    return PredictResponse(
-        model={"name": card["name"], "version": card["version"]},
-        image={"width": prediction.width, "height": prediction.height},
-        faces=faces,
-        timings_ms={k: round(v, 2) for k, v in prediction.timings_ms.items()},
-    )
+    return estimator
 
 
 @router.post("/predict", response_model=PredictResponse, response_model_exclude_none=False, responses=ERRORS)
@@ -62,7 +37,7 @@ async def predict(
     include_distribution: Annotated[bool, Query(description="false: omit the per-age probabilities")] = True,
 ) -> PredictResponse:
     """Estimate the age of every face in an uploaded photo."""
-    predictor = _predictor(request)
+    estimator = _estimator(request)
     limit = request.app.state.settings.max_faces_limit
     if max_faces > limit:
         raise ApiError(422, "invalid_request", f"max_faces: at most {limit}")
@@ -80,7 +55,7 @@ async def predict(
         )
     gone = threading.Event()
     loop = asyncio.get_running_loop()
-    job = request.app.state.executor.submit(predictor.predict, data, detect, max_faces, gone.is_set)
+    job = request.app.state.executor.submit(estimator.run, data, detect, max_faces, gone.is_set)
     # the slot is freed when the work ends, not when the client leaves: the pool never holds more
     job.add_done_callback(lambda _: loop.call_soon_threadsafe(in_flight.release))
     prediction = await _unless_client_leaves(request, job, gone)
@@ -89,7 +64,7 @@ async def predict(
         return Response(status_code=CLIENT_GONE)  # nobody reads it; the log and metrics do
     metrics.faces.observe(len(prediction.faces))
     metrics.inference.observe(prediction.timings_ms["infer"] / 1000)
-    return _response(prediction, predictor, include_distribution)
+    return PredictResponse(**estimator.answer(prediction, include_distribution))
 
 
 async def _unless_client_leaves(request: Request, job: Future, gone: threading.Event) -> Prediction | None:
@@ -127,21 +102,22 @@ async def health() -> Health:
 @router.get("/ready", response_model=Ready, responses={503: {"model": Ready}})
 async def ready(request: Request):
     """Readiness: 200 once the model is loaded and warm, 503 before."""
-    predictor = getattr(request.app.state, "predictor", None)
-    if predictor is None:
+    estimator = getattr(request.app.state, "estimator", None)
+    if estimator is None:
         return JSONResponse(Ready(status="loading").model_dump(), status_code=503, headers={"Retry-After": "5"})
-    card = predictor.model.card
+    card = estimator.model.card
     return Ready(status="ready", model={"name": card["name"], "version": card["version"]})
 
 
 @router.get("/model", responses={503: {"model": ErrorResponse}})
 async def model_card(request: Request) -> dict:
     """The model card (model.json) and the runtime serving it."""
-    predictor = _predictor(request)
-    return {**predictor.model.card, "runtime": request.app.state.runtime}
+    estimator = _estimator(request)
+    return {**estimator.model.card, "runtime": request.app.state.runtime}
 
 
 @router.get("/metrics", response_class=Response)
 async def metrics(request: Request) -> Response:
     """Prometheus metrics: requests by endpoint and status, latencies, faces, inference time, load."""
-    return Response(generate_latest(request.app.state.metrics.registry), media_type=CONTENT_TYPE_LATEST)
+    body, media_type = request.app.state.metrics.render()
+    return Response(body, media_type=media_type)

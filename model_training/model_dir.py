@@ -62,8 +62,11 @@ def _tensorflow_runner(model_dir: Path, threads: int | None) -> Callable[[np.nda
     import tensorflow as tf  # imported only when this runtime is chosen
 
     if threads:
-        tf.config.threading.set_intra_op_parallelism_threads(threads)
-        tf.config.threading.set_inter_op_parallelism_threads(1)
+        try:
+            tf.config.threading.set_intra_op_parallelism_threads(threads)
+            tf.config.threading.set_inter_op_parallelism_threads(1)
+        except RuntimeError:  # TensorFlow already ran in this process (a notebook): keep its threads
+            pass
     saved = model_dir / SAVED_MODEL
     if not (saved / "saved_model.pb").is_file():
         raise ModelDirError(model_dir, f"{SAVED_MODEL}/saved_model.pb is missing")

@@ -23,7 +23,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from app import imaging  # noqa: E402
 from app.config import SHIPPED_MODEL, Settings  # noqa: E402
-from app.predictor import Predictor, build_predictor  # noqa: E402
+from app.estimator import Estimator  # noqa: E402
 from model_training.dataset import DEFAULT_MANIFEST, read_manifest  # noqa: E402
 from model_training.model_dir import ONNX, AgeModel  # noqa: E402
 from scripts.loadgen import REPO, load, rss_mb, start_service, stop, wait_ready  # noqa: E402
@@ -60,19 +60,19 @@ def median_ms(fn, repeats: int) -> float:
     return statistics.median(times)
 
 
-def stages(predictor: Predictor, data: bytes, detect: bool, repeats: int) -> dict:
-    rgb = imaging.decode(data, predictor.max_pixels)
-    boxes, _, _ = predictor.faces(rgb, detect, 10)
+def stages(estimator: Estimator, data: bytes, detect: bool, repeats: int) -> dict:
+    rgb = imaging.decode(data, estimator.max_pixels)
+    boxes, _, _ = estimator.faces(rgb, detect, 10)
     row = {
         "pixels": f"{rgb.shape[1]}×{rgb.shape[0]}",
         "faces": len(boxes),
-        "decode": median_ms(lambda: imaging.decode(data, predictor.max_pixels), repeats),
-        "detect": median_ms(lambda: predictor.faces(rgb, detect, 10), repeats) if detect else 0.0,
+        "decode": median_ms(lambda: imaging.decode(data, estimator.max_pixels), repeats),
+        "detect": median_ms(lambda: estimator.faces(rgb, detect, 10), repeats) if detect else 0.0,
     }
-    crops = predictor.crops(rgb, boxes, detect) if boxes else None
-    row["crop"] = median_ms(lambda: predictor.crops(rgb, boxes, detect), repeats) if boxes else 0.0
-    row["forward"] = median_ms(lambda: predictor.model.predict(crops), repeats) if boxes else 0.0
-    row["pipeline"] = median_ms(lambda: predictor.predict(data, detect), repeats)
+    crops = estimator.crops(rgb, boxes, detect) if boxes else None
+    row["crop"] = median_ms(lambda: estimator.crops(rgb, boxes, detect), repeats) if boxes else 0.0
+    row["forward"] = median_ms(lambda: estimator.model.predict(crops), repeats) if boxes else 0.0
+    row["pipeline"] = median_ms(lambda: estimator.run(data, detect), repeats)
     return row
 
 
@@ -123,7 +123,7 @@ def main() -> None:
     threads = settings.model_threads
 
     images = photos()
-    predictor = build_predictor(settings, args.model_dir, args.runtime)
+    predictor = Estimator.from_settings(settings, args.model_dir, args.runtime)
     model = predictor.model
     chips = [(SHARED / "UTKFace" / f.path).read_bytes() for f in read_manifest(REPO / DEFAULT_MANIFEST, "test")[:20]]
     rows = {name: stages(predictor, data, True, repeats) for name, data in images.items()}

@@ -1,5 +1,5 @@
 """The whole service path on the manifest's test faces: decode → detect → crop → model, through
-the app's own Predictor, compared with the model alone on the same chips.
+the app's own Estimator, compared with the model alone on the same chips.
 
 UTKFace chips are tight crops; each chip is shown to the service padded with a replicated border
 (as a face inside a larger photo) and bare. Each detector is run with the crop the model directory
@@ -21,7 +21,7 @@ import numpy as np
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from app.config import Settings  # noqa: E402
-from app.predictor import build_predictor  # noqa: E402
+from app.estimator import Estimator  # noqa: E402
 from model_training.calibrate import nearest, pad_chip  # noqa: E402
 from model_training.crop import crop_whole, read_rgb  # noqa: E402
 from model_training.dataset import DEFAULT_DATA_ROOT, DEFAULT_MANIFEST, read_manifest  # noqa: E402
@@ -47,7 +47,7 @@ def main() -> None:
     faces = read_manifest(args.manifest, args.split)[: args.limit]
     chips = [read_rgb(str(args.data_root / face.path)) for face in faces]
     predictors = {
-        d: build_predictor(settings.model_copy(update={"detector": d}), args.model_dir) for d in args.detector
+        d: Estimator.from_settings(settings.model_copy(update={"detector": d}), args.model_dir) for d in args.detector
     }
     model = next(iter(predictors.values())).model
     alone = [model.predict(crop_whole(chip, model.input_size)[None])[1][0] for chip in chips]
@@ -64,7 +64,7 @@ def main() -> None:
             for chip in chips:
                 h, w = chip.shape[:2]
                 image, cx, cy = pad_chip(chip) if key == "padded" else (chip, w / 2, h / 2)
-                found = predictor.predict(_png(image), detect=True).faces
+                found = predictor.run(_png(image), detect=True).faces
                 counts.append(len(found))
                 ages.append(found[nearest([f.box for f in found], cx, cy)].summary.age if found else None)
             detected = [i for i, a in enumerate(ages) if a is not None]

@@ -36,13 +36,13 @@ class Service:
     seconds_to_ready: float | None = None
 
 
-def start_service(model_dir: Path, log_path: Path, **env: str) -> Service:
+def start_service(model_dir: Path, log_path: Path, command: list[str] | None = None, **env: str) -> Service:
+    """`python -m app` (or `command`, where {port} stands for the port) on a free loopback port."""
     port = free_port()
     environ = {**os.environ, "MODEL_DIR": str(model_dir), "HOST": "127.0.0.1", "PORT": str(port), **env}
+    argv = [arg.format(port=port) for arg in command] if command else [sys.executable, "-m", "app"]
     with log_path.open("w") as log:
-        process = subprocess.Popen(
-            [sys.executable, "-m", "app"], cwd=REPO, env=environ, stdout=log, stderr=subprocess.STDOUT
-        )
+        process = subprocess.Popen(argv, cwd=REPO, env=environ, stdout=log, stderr=subprocess.STDOUT)
     return Service(f"http://127.0.0.1:{port}", process, time.monotonic())
 
 

@@ -101,14 +101,14 @@ def test_png_upload_and_exif_rotation(client, test_images, tmp_path):
 def test_tta_flip_serves_the_mirror_averaged_distribution(tiny_model_dir, test_images):
     from app import imaging
     from app.config import Settings
-    from app.predictor import build_predictor
+    from app.estimator import Estimator
 
     data = (test_images / "grace_hopper.bmp").read_bytes()
-    plain = build_predictor(Settings(), tiny_model_dir, "onnx")
-    flipped = build_predictor(Settings(tta="flip"), tiny_model_dir, "onnx")
+    plain = Estimator.from_settings(Settings(), tiny_model_dir, "onnx")
+    flipped = Estimator.from_settings(Settings(tta="flip"), tiny_model_dir, "onnx")
     rgb = imaging.decode(data, 10**8)
     boxes, _, _ = plain.faces(rgb, True, 10)
     want, _ = plain.model.predict(plain.crops(rgb, boxes, True), flip=True)
-    got = flipped.predict(data).faces[0].probabilities
+    got = flipped.run(data).faces[0].probabilities
     np.testing.assert_allclose(got, want[0], atol=1e-6)
-    assert not np.allclose(plain.predict(data).faces[0].probabilities, got, atol=1e-4)
+    assert not np.allclose(plain.run(data).faces[0].probabilities, got, atol=1e-4)

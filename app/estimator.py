@@ -1,0 +1,186 @@
+"""The pipeline, in process: decode → detect → crop (model_training.crop) → one batch → the JSON's
+fields. The service, the `dex-age` command and notebooks all use it:
+
+    from app.estimator import Estimator
+
+    estimator = Estimator.from_dir("models/dex-mobilenet_v2", runtime="onnx")
+    answer = estimator.predict("photo.jpg")  # a path, the file's bytes, or an RGB uint8 array
+    answer["faces"][0]["age"], answer["faces"][0]["age_interval"]
+
+`predict` returns what POST /predict answers (README, Endpoints), as a dict; a file that cannot be
+read raises `ApiError` with the API's error code (`.error`) and sentence (`.detail`).
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from app import imaging
+from app.config import Settings
+from model_training.crop import Box, crop_face, crop_whole
+from model_training.detect import FaceDetector, make_detector
+from model_training.distribution import AgeSummary, summarize
+from model_training.model_dir import AgeModel
+
+ImageInput = str | Path | bytes | np.ndarray  # a file's path, its bytes, or RGB uint8 pixels
+
+
+class Abandoned(Exception):
+    """The client went away: the prediction was stopped."""
+
+
+@dataclass(frozen=True)
+class FaceResult:
+    box: Box
+    detection_score: float | None
+    summary: AgeSummary
+    probabilities: np.ndarray
+
+
+@dataclass(frozen=True)
+class Prediction:
+    width: int
+    height: int
+    faces: list[FaceResult]
+    timings_ms: dict[str, float]
+
+
+class Estimator:
+    def __init__(
+        self, model: AgeModel, detector: FaceDetector, max_pixels: int, interval_mass: float, flip: bool = False
+    ) -> None:
+        self.model, self.detector = model, detector
+        self.crop = model.crop_for(detector.name)  # refuses a model without a crop for this detector
+        self.max_pixels, self.interval_mass, self.flip = max_pixels, interval_mass, flip
+
+    @classmethod
+    def from_dir(cls, model_dir: str | Path | None = None, runtime: str | None = None, **settings) -> Estimator:
+        """The model directory (default: the shipped model) on `runtime` ("tensorflow" or "onnx");
+        other keyword arguments are the service's settings (e.g. detector="haar", tta="flip"), and
+        what is not given comes from the environment, as for the service."""
+        return cls.from_settings(Settings(**settings), model_dir, runtime)
+
+    @classmethod
+    def from_settings(
+        cls, settings: Settings, model_dir: str | Path | None = None, runtime: str | None = None
+    ) -> Estimator:
+        """The estimator as the service configures it.
+
+        COMPUTE_THREADS requests run side by side, each on MODEL_THREADS threads in OpenCV and in
+        the model runtime, so the cores are used without oversubscription.
+        """
+        import cv2
+
+        cv2.setNumThreads(settings.model_threads)
+        model = AgeModel(
+            model_dir or settings.model_dir, runtime=runtime or settings.model_runtime, threads=settings.model_threads
+        )
+        detector = make_detector(
+            settings.detector,
+            min_confidence=settings.min_face_confidence,
+            min_face=settings.detect_min_face,
+            max_pixels=settings.detect_max_pixels,
+            max_side=settings.detect_max_side,
+        )
+        return cls(model, detector, settings.max_image_pixels, settings.interval_mass, flip=settings.tta == "flip")
+
+    def predict(
+        self, image: ImageInput, detect: bool = True, max_faces: int = 10, include_distribution: bool = True
+    ) -> dict:
+        """Every face in `image`, largest first, as POST /predict answers it."""
+        return self.answer(self.run(image, detect, max_faces), include_distribution)
+
+    def answer(self, prediction: Prediction, include_distribution: bool = True) -> dict:
+        """The JSON's fields for a prediction."""
+        ages = [int(a) for a in self.model.ages]
+        faces = [
+            {
+                "box": vars(face.box),
+                "detection_score": face.detection_score,
+                "age": round(face.summary.age, 3),
+                "age_std": round(face.summary.std, 3),
+                "age_interval": {
+                    "low": face.summary.low,
+                    "high": face.summary.high,
+                    "mass": round(face.summary.mass, 4),
+                },
+                "distribution": {"ages": ages, "probabilities": [round(float(p), 6) for p in face.probabilities]}
+                if include_distribution
+                else None,
+            }
+            for face in prediction.faces
+        ]
+        return {
+            "model": {"name": self.model.card["name"], "version": self.model.card["version"]},
+            "image": {"width": prediction.width, "height": prediction.height},
+            "faces": faces,
+            "timings_ms": {k: round(v, 2) for k, v in prediction.timings_ms.items()},
+        }
+
+    def _rgb(self, image: ImageInput) -> np.ndarray:
+        if isinstance(image, np.ndarray):
+            if image.dtype != np.uint8 or image.ndim != 3 or image.shape[2] != 3:
+                shape = f"{image.dtype} of shape {image.shape}"
+                raise ValueError(f"an image array must be RGB uint8 [height, width, 3], not {shape}")
+            return np.ascontiguousarray(image)
+        if isinstance(image, str | Path):
+            image = Path(image).read_bytes()
+        return imaging.decode(image, self.max_pixels)
+
+    def faces(self, rgb: np.ndarray, detect: bool, max_faces: int) -> tuple[list[Box], list[float | None], float]:
+        """Face boxes (largest first), their scores, and the detection time in ms."""
+        start = time.perf_counter()
+        if not detect:
+            h, w = rgb.shape[:2]
+            return [Box(0, 0, w, h)], [None], 0.0
+        detections = self.detector.detect(rgb)[:max_faces]
+        elapsed = (time.perf_counter() - start) * 1000
+        return [d.box for d in detections], [d.score for d in detections], elapsed
+
+    def crops(self, rgb: np.ndarray, boxes: list[Box], detect: bool) -> np.ndarray:
+        size = self.model.input_size
+        if not detect:
+            return crop_whole(rgb, size)[None]
+        return np.stack([crop_face(rgb, box, self.crop, size) for box in boxes])
+
+    def run(
+        self, image: ImageInput, detect: bool = True, max_faces: int = 10, cancelled: Callable[[], bool] = lambda: False
+    ) -> Prediction:
+        """Decode, detect, crop, estimate. `cancelled` is asked between the stages: once it says
+        True (the client has gone), the work stops with `Abandoned`."""
+        try:
+            return self._run(image, detect, max_faces, cancelled)
+        finally:
+            imaging.release_memory()  # the decoded image is gone: give its pages back
+
+    def _run(self, image: ImageInput, detect: bool, max_faces: int, cancelled: Callable[[], bool]) -> Prediction:
+        start = time.perf_counter()
+        rgb = self._rgb(image)
+        decoded = time.perf_counter()
+        if cancelled():
+            raise Abandoned
+        boxes, scores, detect_ms = self.faces(rgb, detect, max_faces)
+        if cancelled():
+            raise Abandoned
+        faces: list[FaceResult] = []
+        infer_ms = 0.0
+        if boxes:
+            t = time.perf_counter()
+            probabilities, _ = self.model.predict(self.crops(rgb, boxes, detect), flip=self.flip)
+            infer_ms = (time.perf_counter() - t) * 1000
+            faces = [
+                FaceResult(box, score, summarize(p, self.model.ages, self.interval_mass), p)
+                for box, score, p in zip(boxes, scores, probabilities, strict=True)
+            ]
+        timings = {
+            "decode": (decoded - start) * 1000,
+            "detect": detect_ms,
+            "infer": infer_ms,
+            "total": (time.perf_counter() - start) * 1000,
+        }
+        return Prediction(rgb.shape[1], rgb.shape[0], faces, timings)
