@@ -12,7 +12,7 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
 from app.config import Settings  # noqa: E402
 from app.main import create_app  # noqa: E402
-from app.server import server_config  # noqa: E402
+from app.server import DrainingServer, server_config  # noqa: E402
 
 
 def main() -> None:
@@ -24,7 +24,12 @@ def main() -> None:
         server.should_exit = True
 
     app = create_app(settings, on_fatal=stop)
-    server = uvicorn.Server(server_config(app, settings))
+    server = DrainingServer(
+        server_config(app, settings),
+        settings,
+        drain=lambda: setattr(app.state, "draining", True),
+        busy=lambda: app.state.in_flight.count,
+    )
     server.run()
     if app.state.fatal:
         sys.exit(1)

@@ -65,6 +65,10 @@ class Settings(BaseSettings):
     header_timeout: float = Field(15.0, gt=0, description="seconds a request's headers may take to arrive")
     keep_alive_timeout: float = Field(5.0, gt=0, description="seconds an idle keep-alive connection stays open")
     max_connections: int = Field(256, gt=0, description="open connections at once; more are answered 503 and closed")
+    drain_seconds: float = Field(
+        5.0, ge=0, description="after SIGTERM, answer 503 to new work for at least this long before stopping"
+    )
+    shutdown_timeout: float = Field(20.0, gt=1, description="after SIGTERM, stop within this many seconds")
     api_key: str | None = Field(None, description="when set, required as X-API-Key on all but /health, /ready")
     cors_origins: list[str] = Field([], description='origins allowed by CORS, e.g. ["https://example.org"]')
     max_faces_limit: int = Field(50, gt=0, description="largest max_faces a request may ask for")

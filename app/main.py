@@ -103,7 +103,7 @@ def create_app(settings: Settings | None = None, on_fatal: Callable[[], None] = 
         description="Face age estimation with DEX: the expected age, its spread and the full distribution.",
         lifespan=lifespan,
     )
-    app.state.settings, app.state.estimator, app.state.fatal = settings, None, None
+    app.state.settings, app.state.estimator, app.state.fatal, app.state.draining = settings, None, None, False
     app.state.metrics = Metrics()
     app.state.in_flight = InFlight(settings.max_in_flight, app.state.metrics.in_flight)
     app.state.executor = ThreadPoolExecutor(settings.compute_threads, thread_name_prefix="predict")

@@ -42,6 +42,13 @@ async def predict(
     if max_faces > limit:
         raise ApiError(422, "invalid_request", f"max_faces: at most {limit}")
     metrics, in_flight = request.app.state.metrics, request.app.state.in_flight
+    if request.app.state.draining:
+        raise ApiError(
+            503,
+            "shutting_down",
+            "this replica is shutting down; retry (another replica will answer)",
+            headers={"Retry-After": "1", "Connection": "close"},
+        )
     if len((await request.form()).getlist("file")) > 1:
         raise ApiError(422, "invalid_request", "file: send one image per request")
     data = await file.read()
@@ -101,8 +108,10 @@ async def health() -> Health:
 
 @router.get("/ready", response_model=Ready, responses={503: {"model": Ready}})
 async def ready(request: Request):
-    """Readiness: 200 once the model is loaded and warm, 503 before."""
+    """Readiness: 200 once the model is loaded and warm; 503 before, and while draining after SIGTERM."""
     estimator = getattr(request.app.state, "estimator", None)
+    if request.app.state.draining:
+        return JSONResponse(Ready(status="draining").model_dump(), status_code=503, headers={"Retry-After": "5"})
     if estimator is None:
         return JSONResponse(Ready(status="loading").model_dump(), status_code=503, headers={"Retry-After": "5"})
     card = estimator.model.card

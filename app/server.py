@@ -11,6 +11,10 @@ from __future__ import annotations
 import asyncio
 import functools
 import json
+import logging
+import signal
+import time
+from collections.abc import Callable
 from http import HTTPStatus
 
 import h11
@@ -102,6 +106,41 @@ class GuardedH11Protocol(H11Protocol):
                 raw_json(408, "header_timeout", f"the request headers did not arrive within {timeout:g} s")
             )
         self.transport.close()
+
+
+class DrainingServer(uvicorn.Server):
+    """uvicorn's server, draining on SIGTERM instead of stopping at once.
+
+    For DRAIN_SECONDS (while a balancer takes the replica out) and until the predictions in
+    progress are done, the service keeps answering: /ready with 503, new predictions with 503 and
+    Retry-After, predictions already accepted with their 200. Then it stops as uvicorn does; by
+    SHUTDOWN_TIMEOUT at the latest. SIGINT (Ctrl-C), or a second SIGTERM, stops at once.
+    """
+
+    def __init__(self, config: uvicorn.Config, settings: Settings, drain: Callable[[], None], busy: Callable[[], int]):
+        super().__init__(config)
+        self.settings, self.drain, self.busy = settings, drain, busy
+        self.draining_since: float | None = None
+
+    def handle_exit(self, sig: int, frame) -> None:
+        if sig == signal.SIGTERM and self.draining_since is None and not self.should_exit:
+            self.draining_since = time.monotonic()
+            self.drain()
+            logging.getLogger("app").info("SIGTERM: draining (at most %g s)", self.settings.shutdown_timeout)
+            asyncio.get_event_loop().call_soon_threadsafe(lambda: asyncio.ensure_future(self._stop_when_drained()))
+            return
+        super().handle_exit(sig, frame)
+
+    async def _stop_when_drained(self) -> None:
+        settings, start = self.settings, self.draining_since
+        while not self.should_exit:
+            elapsed = time.monotonic() - start
+            if (elapsed >= settings.drain_seconds and self.busy() == 0) or elapsed >= settings.shutdown_timeout - 1:
+                break
+            await asyncio.sleep(0.05)
+        # what uvicorn may still spend on open requests once it stops listening
+        self.config.timeout_graceful_shutdown = max(0.5, settings.shutdown_timeout - (time.monotonic() - start) - 0.5)
+        self.should_exit = True
 
 
 @functools.cache

@@ -17,6 +17,7 @@ BIN = Path(sys.executable).parent
 UVICORN = [sys.executable, "-m", "uvicorn", "app.main:app", "--host", "127.0.0.1", "--port", "{port}"]
 COMMANDS = {
     "uvicorn": UVICORN,
+    "uvicorn-guarded": [*UVICORN, "--http", "app.server:GuardedH11Protocol", "--ws", "none"],
     "fastapi-run": [str(BIN / "fastapi"), "run", "app/main.py", "--host", "127.0.0.1", "--port", "{port}"],
     "dex-age-serve": [str(BIN / "dex-age"), "serve", "--port", "{port}"],
 }
