@@ -39,14 +39,14 @@ def make_folders(root: Path, chips: int, photos: int, seed: int = 7) -> tuple[Pa
     chip_dir.mkdir()
     photo_dir.mkdir()
     for face in test[:chips]:
-        (chip_dir / face.file).symlink_to(DATA / "UTKFace" / face.file)
+        (chip_dir / Path(face.path).name).symlink_to(DATA / "UTKFace" / face.path)
     rng = random.Random(seed)
     for i in range(photos):
-        background = Image.open(DATA / "UTKFace" / rng.choice(test).file).convert("RGB")
+        background = Image.open(DATA / "UTKFace" / rng.choice(test).path).convert("RGB")
         canvas = background.resize((1600, 1200)).filter(ImageFilter.GaussianBlur(12))
         for _ in range(rng.randint(1, 3)):
             side = rng.randint(90, 400)
-            face = Image.open(DATA / "UTKFace" / rng.choice(test).file).convert("RGB").resize((side, side))
+            face = Image.open(DATA / "UTKFace" / rng.choice(test).path).convert("RGB").resize((side, side))
             canvas.paste(face, (rng.randint(0, 1600 - side), rng.randint(0, 1200 - side)))
         canvas.save(photo_dir / f"photo{i:03d}.jpg", quality=90)
     return chip_dir, photo_dir
