@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import os
 import re
 import subprocess
 import sys
@@ -55,6 +56,8 @@ def test_several_workers_share_their_metrics(tiny_model_dir, tmp_path):
         assert counts == {20.0}, counts  # whichever worker answers, it counts both
         log = (tmp_path / "service.log").read_text()
         assert len(set(re.findall(r"Started server process \[(\d+)\]", log))) == 2
+        threads = httpx.get(svc.url + "/model").json()["runtime"]["compute_threads"]
+        assert threads == max(1, len(os.sched_getaffinity(0)) // 2)  # the cores shared between the workers
     finally:
         stop(svc)
 
