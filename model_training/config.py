@@ -56,6 +56,11 @@ class Recipe:
     sampling: str = "plain"
     balance_cap: float = 4.0
     warm_start: str = ""  # a model directory or .weights.h5 whose weights start the whole network
+    # output smoothing, applied in the exported graph after the temperature: each age's probability
+    # spread over its neighbours by a Gaussian of σ = smooth_sigma + smooth_sigma_per_year · age
+    # (UTKFace's labels heap on round ages, which the softmax learns as a comb); 0, 0: none
+    smooth_sigma: float = 0.0
+    smooth_sigma_per_year: float = 0.0
     augment: Augment = field(default_factory=Augment)
     stages: tuple[Stage, ...] = ()
 

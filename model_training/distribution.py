@@ -52,6 +52,24 @@ def count_modes(probabilities: np.ndarray, relative: float = 0.2) -> np.ndarray:
     return peaks.sum(axis=1)
 
 
+def smoothing_kernel(ages: np.ndarray, sigma: float, per_year: float = 0.0) -> np.ndarray | None:
+    """[K, K] rows: how the probability of age i is spread over the ages (a Gaussian of σ = sigma +
+    per_year · age_i, cut at the ends and renormalised, so probabilities still sum to 1); None: none.
+    `p @ kernel` is the smoothed distribution."""
+    if sigma <= 0 and per_year <= 0:
+        return None
+    a = np.asarray(ages, dtype=np.float64)
+    spread = np.maximum(sigma + per_year * a, 1e-6)[:, None]
+    kernel = np.exp(-0.5 * ((a[None, :] - a[:, None]) / spread) ** 2)
+    return kernel / kernel.sum(axis=1, keepdims=True)
+
+
+def calibrated(probabilities: np.ndarray, temperature: float, kernel: np.ndarray | None = None) -> np.ndarray:
+    """What the exported model outputs: the temperature, then the smoothing (if any)."""
+    scaled = with_temperature(probabilities, temperature)
+    return scaled if kernel is None else scaled @ kernel
+
+
 def with_temperature(probabilities: np.ndarray, temperature: float) -> np.ndarray:
     """softmax(log p / T): T > 1 widens the distributions, T < 1 sharpens them."""
     logits = np.log(np.clip(probabilities, 1e-12, 1.0)) / temperature
@@ -69,7 +87,12 @@ def covered(
 
 
 def fit_temperature(
-    probabilities: np.ndarray, true_ages: np.ndarray, ages: np.ndarray, mass: float = INTERVAL_MASS, steps: int = 30
+    probabilities: np.ndarray,
+    true_ages: np.ndarray,
+    ages: np.ndarray,
+    mass: float = INTERVAL_MASS,
+    steps: int = 30,
+    kernel: np.ndarray | None = None,
 ) -> float:
     """The temperature at which the central `mass` interval holds the true age for `mass` of faces.
 
@@ -80,6 +103,6 @@ def fit_temperature(
     lo, hi = 0.25, 16.0
     for _ in range(steps):
         mid = (lo * hi) ** 0.5
-        coverage = covered(with_temperature(probabilities, mid), true_ages, ages, mass).mean()
+        coverage = covered(calibrated(probabilities, mid, kernel), true_ages, ages, mass).mean()
         lo, hi = (mid, hi) if coverage < mass else (lo, mid)
     return round((lo * hi) ** 0.5, 4)

@@ -13,7 +13,7 @@ import tensorflow as tf
 
 from model_training.config import Recipe, load_recipe
 from model_training.dataset import file_sha256, read_manifest
-from model_training.distribution import INTERVAL_MASS, covered, fit_temperature
+from model_training.distribution import INTERVAL_MASS, covered, fit_temperature, smoothing_kernel
 from model_training.evaluate import load_chips
 from model_training.model import build_model, with_temperature
 from model_training.model_dir import CARD, ONNX, SAVED_MODEL, AgeModel, read_card
@@ -35,19 +35,29 @@ class _Serving(tf.Module):
 
 
 def calibrate_temperature(model: keras.Model, recipe: Recipe, limit: int | None) -> dict:
-    """Fit the temperature that makes the 90 % interval hold 90 % of the validation faces."""
+    """Fit the temperature that makes the 90 % interval hold 90 % of the validation faces (with the
+    recipe's output smoothing applied after it, as the exported graph does)."""
     faces = read_manifest(Path(recipe.manifest), "val")[:limit]
     dataset = make_dataset(faces, Path(recipe.data_root), recipe, training=False, batch_size=64)
     probabilities = model.predict(dataset, verbose=0)["probabilities"]
     true = np.array([f.age for f in faces], dtype=np.float64)
     ages = np.array(recipe.ages, dtype=np.float64)
-    return {
+    kernel = smoothing_kernel(ages, recipe.smooth_sigma, recipe.smooth_sigma_per_year)
+    calibration = {
         "method": f"temperature on the softmax, fitted so the central {INTERVAL_MASS:.0%} interval holds the "
         f"true age of {INTERVAL_MASS:.0%} of validation faces",
-        "temperature": fit_temperature(probabilities, true, ages, INTERVAL_MASS),
+        "temperature": fit_temperature(probabilities, true, ages, INTERVAL_MASS, kernel=kernel),
         "faces": len(faces),
         "interval_coverage_before": round(float(covered(probabilities, true, ages, INTERVAL_MASS).mean()), 4),
     }
+    if kernel is not None:
+        calibration["smoothing"] = {
+            "sigma": recipe.smooth_sigma,
+            "sigma_per_year": recipe.smooth_sigma_per_year,
+            "method": "after the temperature, each age's probability is spread over its neighbours by a Gaussian "
+            "of σ = sigma + sigma_per_year · age",
+        }
+    return calibration
 
 
 def write_saved_model(model: keras.Model, path: Path, input_size: int) -> None:
@@ -106,7 +116,8 @@ def export(
     model.load_weights(run_dir / "best.weights.h5")
     calibration = calibrate_temperature(model, recipe, calibration_faces)
     log(f"temperature {calibration['temperature']} on {calibration['faces']} validation faces")
-    model = with_temperature(model, calibration["temperature"], recipe.ages)
+    kernel = smoothing_kernel(np.array(recipe.ages, np.float64), recipe.smooth_sigma, recipe.smooth_sigma_per_year)
+    model = with_temperature(model, calibration["temperature"], recipe.ages, kernel)
 
     if out_dir.exists():
         shutil.rmtree(out_dir)

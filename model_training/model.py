@@ -78,9 +78,29 @@ class Temperature(layers.Layer):
         return {**super().get_config(), "temperature": self.temperature}
 
 
-def with_temperature(model: keras.Model, temperature: float, ages: list[int]) -> keras.Model:
-    """The model with its distributions calibrated by `temperature`, the expected age recomputed."""
+@keras.saving.register_keras_serializable(package="dex")
+class Smoothing(layers.Layer):
+    """p @ kernel in the graph: the output smoothing of distribution.smoothing_kernel."""
+
+    def __init__(self, kernel, **kwargs) -> None:
+        super().__init__(**kwargs)
+        self.kernel = np.asarray(kernel, dtype=np.float32)
+
+    def call(self, probabilities):
+        return ops.matmul(probabilities, ops.convert_to_tensor(self.kernel))
+
+    def get_config(self) -> dict:
+        return {**super().get_config(), "kernel": self.kernel.tolist()}
+
+
+def with_temperature(
+    model: keras.Model, temperature: float, ages: list[int], kernel: np.ndarray | None = None
+) -> keras.Model:
+    """The model with its distributions calibrated by `temperature` (then smoothed by `kernel`, if
+    given), the expected age recomputed."""
     probabilities = Temperature(temperature, name="calibrated_probabilities")(model.output["probabilities"])
+    if kernel is not None:
+        probabilities = Smoothing(kernel, name="smoothed_probabilities")(probabilities)
     expected_age = ExpectedValue(ages, name="calibrated_expected_age")(probabilities)
     return keras.Model(model.input, {"probabilities": probabilities, "expected_age": expected_age}, name=model.name)
 

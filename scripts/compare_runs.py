@@ -5,7 +5,7 @@ temperature fitted on them (as export does), then MAE, CS@5, the share of single
 distributions, the mean signed error of adults 30–69 per ethnicity and the MAE gap between women
 and men. Validation only: the test split is read once per shipped candidate, by `evaluate`.
 
-Usage: python scripts/compare_runs.py runs/A runs/B ... [--limit N] [--json FILE]
+Usage: python scripts/compare_runs.py runs/A runs/B ... [--limit N] [--json FILE] [--smooth SIGMA PER_YEAR]...
 """
 
 from __future__ import annotations
@@ -13,6 +13,7 @@ from __future__ import annotations
 import argparse
 import json
 import sys
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
@@ -21,14 +22,16 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from model_training.config import load_recipe  # noqa: E402
 from model_training.dataset import ETHNICITIES, read_manifest  # noqa: E402
-from model_training.distribution import fit_temperature, with_temperature  # noqa: E402
+from model_training.distribution import calibrated, fit_temperature, smoothing_kernel  # noqa: E402
 from model_training.evaluate import compute_metrics  # noqa: E402
 from model_training.model import build_model  # noqa: E402
 from model_training.pipeline import make_dataset  # noqa: E402
 
 
-def score(run_dir: Path, limit: int | None) -> dict:
+def score(run_dir: Path, limit: int | None, smooth: tuple[float, float] | None = None) -> dict:
     recipe = load_recipe(run_dir / "config.json")
+    if smooth is not None:  # what a given output smoothing would do to this run
+        recipe = replace(recipe, smooth_sigma=smooth[0], smooth_sigma_per_year=smooth[1])
     model = build_model(recipe, weights="none")
     model.load_weights(run_dir / "best.weights.h5")
     faces = read_manifest(Path(recipe.manifest), "val")[:limit]
@@ -36,10 +39,12 @@ def score(run_dir: Path, limit: int | None) -> dict:
     raw = model.predict(dataset, verbose=0)["probabilities"]
     true = np.array([f.age for f in faces], dtype=np.float64)
     ages = np.array(recipe.ages, dtype=np.float64)
-    temperature = fit_temperature(raw, true, ages)
+    kernel = smoothing_kernel(ages, recipe.smooth_sigma, recipe.smooth_sigma_per_year)  # as export applies it
+    temperature = fit_temperature(raw, true, ages, kernel=kernel)
     groups = {"ethnicity": np.array([f.ethnicity for f in faces]), "gender": np.array([f.gender for f in faces])}
-    metrics = compute_metrics(true, with_temperature(raw, temperature), ages, groups=groups)
-    return {"run": run_dir.name, "temperature": temperature, **metrics}
+    metrics = compute_metrics(true, calibrated(raw, temperature, kernel), ages, groups=groups)
+    label = run_dir.name + (f" (smoothed {smooth[0]:g} + {smooth[1]:g}·age)" if smooth else "")
+    return {"run": label, "temperature": temperature, **metrics}
 
 
 def row(m: dict) -> str:
@@ -57,8 +62,13 @@ def main() -> None:
     parser.add_argument("runs", type=Path, nargs="+")
     parser.add_argument("--limit", type=int, help="validation faces (default: all)")
     parser.add_argument("--json", type=Path, help="also write every metric here")
+    parser.add_argument(
+        "--smooth", type=float, nargs=2, action="append", metavar=("SIGMA", "PER_YEAR"),
+        help="also score each run with this output smoothing (repeatable; recipe keys smooth_sigma*)",
+    )  # fmt: skip
     args = parser.parse_args()
-    results = [score(run, args.limit) for run in args.runs]
+    variants = [None, *(tuple(s) for s in args.smooth or [])]
+    results = [score(run, args.limit, smooth) for run in args.runs for smooth in variants]
     print(
         "| run | MAE | CS@5 | single mode | modes | "
         + " | ".join(f"30–69 signed: {e}" for e in ETHNICITIES)

@@ -82,3 +82,30 @@ def test_fairness_reports_signed_error_per_group_and_adults():
     assert a["count"] == 2 and a["mae"] == 2 and a["signed"] == -2 and a["interval_coverage"] == 0.5
     assert a["adults"]["count"] == 2 and b["adults"]["count"] == 1 and b["adults"]["signed"] == 2
     assert set(b["bands"]) == {"0-9", "50-59"}
+
+
+def test_output_smoothing_turns_a_comb_into_one_mode_and_keeps_the_mean():
+    from model_training.distribution import calibrated, count_modes, smoothing_kernel
+
+    assert smoothing_kernel(AGES, 0.0, 0.0) is None
+    kernel = smoothing_kernel(AGES, 1.0, 0.05)
+    np.testing.assert_allclose(kernel.sum(axis=1), 1, atol=1e-9)  # a distribution stays one
+    smooth = np.exp(-0.5 * ((AGES - 40) / 5) ** 2)
+    comb = smooth * (1 + 4 * (AGES % 5 == 0))
+    comb /= comb.sum()
+    smoothed = calibrated(comb[None], 1.0, kernel)[0]
+    assert count_modes(comb) == 3 and count_modes(smoothed) == 1
+    assert abs(expected_ages(smoothed, AGES) - expected_ages(comb, AGES)) < 0.3  # far from the ends
+
+
+def test_temperature_is_fitted_through_the_smoothing():
+    from model_training.distribution import calibrated, covered, smoothing_kernel
+
+    rng = np.random.default_rng(1)
+    true = rng.integers(10, 80, 400).astype(float)
+    p = np.exp(-0.5 * ((AGES[None, :] - (true + rng.normal(0, 6, 400))[:, None]) / 2.0) ** 2)
+    p /= p.sum(axis=1, keepdims=True)
+    kernel = smoothing_kernel(AGES, 1.0, 0.05)
+    t = fit_temperature(p, true, AGES, kernel=kernel)
+    assert t != fit_temperature(p, true, AGES)  # the smoothing widens: a different temperature
+    assert abs(covered(calibrated(p, t, kernel), true, AGES).mean() - 0.9) < 0.03

@@ -56,3 +56,16 @@ def test_imagenet_without_internet_names_the_alternative(tmp_path, monkeypatch):
 def test_missing_weights_file_is_a_clear_error(tmp_path):
     with pytest.raises(FileNotFoundError, match="weights file not found"):
         build_backbone("mobilenet_v2", str(tmp_path / "nope.h5"), 64)
+
+
+def test_smoothing_in_the_graph_is_the_numpy_kernel(model, tiny_recipe):
+    from model_training.distribution import calibrated, smoothing_kernel
+    from model_training.model import with_temperature
+
+    ages = np.array(tiny_recipe.ages, np.float64)
+    kernel = smoothing_kernel(ages, 1.0, 0.05)
+    x = np.random.default_rng(0).uniform(0, 255, (3, tiny_recipe.input_size, tiny_recipe.input_size, 3))
+    raw = model(x.astype("float32"), training=False)["probabilities"].numpy()
+    out = with_temperature(model, 0.8, tiny_recipe.ages, kernel)(x.astype("float32"), training=False)
+    np.testing.assert_allclose(out["probabilities"], calibrated(raw, 0.8, kernel), atol=1e-5)
+    np.testing.assert_allclose(out["expected_age"], (out["probabilities"].numpy() * ages).sum(axis=1), atol=1e-3)

@@ -61,6 +61,13 @@ def test_run_interrupted_inside_a_stage_resumes_it_and_runs_the_next(tiny_recipe
     assert [(r["stage"], r["epoch"]) for r in rows] == [("frozen", "1"), ("frozen", "2"), ("finetune", "1")]
 
 
+def _kernel(recipe):
+    """The output smoothing export puts in the graph (the shipped recipe has one, so the tiny one too)."""
+    from model_training.distribution import smoothing_kernel
+
+    return smoothing_kernel(np.array(recipe.ages, np.float64), recipe.smooth_sigma, recipe.smooth_sigma_per_year)
+
+
 def test_export_writes_the_contract(tiny_model_dir):
     card = json.loads((tiny_model_dir / "model.json").read_text())
     assert card["input_size"] == 64 and card["ages"] == list(range(101))
@@ -72,6 +79,7 @@ def test_export_writes_the_contract(tiny_model_dir):
     assert card["training"]["manifest_sha256"]
     assert card["training"]["counts"] == {"train": 18491, "val": 2310, "test": 2312}
     assert card["metrics"]["validation"]["mae"] > 0
+    assert card["calibration"]["smoothing"]["sigma_per_year"] == 0.05  # the recipe's, applied at export
 
 
 def test_saved_model_signature_and_parity_with_keras(tiny_run, tiny_model_dir, utkface_dir, tiny_recipe):
@@ -89,7 +97,7 @@ def test_saved_model_signature_and_parity_with_keras(tiny_run, tiny_model_dir, u
     keras_model = build_model(tiny_recipe, weights="none")
     keras_model.load_weights(tiny_run / "best.weights.h5")
     temperature = json.loads((tiny_model_dir / "model.json").read_text())["calibration"]["temperature"]
-    want = with_temperature(keras_model, temperature, tiny_recipe.ages)(x, training=False)
+    want = with_temperature(keras_model, temperature, tiny_recipe.ages, _kernel(tiny_recipe))(x, training=False)
     p, age = AgeModel(tiny_model_dir).predict(x)
     np.testing.assert_allclose(p, want["probabilities"], atol=1e-5)
     np.testing.assert_allclose(age, want["expected_age"], atol=1e-4)
@@ -206,7 +214,8 @@ def test_warm_start_from_a_model_directory_reproduces_its_answers(tiny_recipe, t
     faces = read_manifest(MANIFEST, "val")[:6]
     x = np.stack([crop_whole(read_rgb(str(utkface_dir / f.path)), 64) for f in faces]).astype("float32")
     want, _ = AgeModel(tiny_model_dir).predict(x)
-    got = with_temperature(model, card["calibration"]["temperature"], tiny_recipe.ages)(x, training=False)
+    kernel = _kernel(tiny_recipe)
+    got = with_temperature(model, card["calibration"]["temperature"], tiny_recipe.ages, kernel)(x, training=False)
     np.testing.assert_allclose(got["probabilities"], want, atol=1e-5)
 
 
@@ -233,3 +242,23 @@ def test_flip_averages_the_crop_and_its_mirror(tiny_model_dir, utkface_dir):
     want = (model.predict(x)[0] + model.predict(x[:, :, ::-1])[0]) / 2
     np.testing.assert_allclose(p, want, atol=1e-6)
     np.testing.assert_allclose(age, want @ model.ages, atol=1e-4)
+
+
+def test_export_with_output_smoothing_runs_alike_in_both_runtimes(tiny_run, utkface_dir, tmp_path):
+    import shutil
+
+    from model_training.export import export
+
+    run = tmp_path / "smoothed-run"
+    shutil.copytree(tiny_run, run)
+    config = json.loads((run / "config.json").read_text())
+    (run / "config.json").write_text(json.dumps({**config, "smooth_sigma": 1.0, "smooth_sigma_per_year": 0.05}))
+    crops = {"dnn": json.loads((MANIFEST.parent / "crop_dnn.json").read_text())}
+    card = export(run, tmp_path / "smoothed", crops, version="0.0.0-test", calibration_faces=64, log=lambda m: None)
+    assert card["calibration"]["smoothing"]["sigma_per_year"] == 0.05
+    faces = read_manifest(MANIFEST, "test")[:6]
+    x = np.stack([crop_whole(read_rgb(str(utkface_dir / f.path)), 64) for f in faces]).astype("float32")
+    p_tf, _ = AgeModel(tmp_path / "smoothed", runtime="tensorflow").predict(x)
+    p_onnx, _ = AgeModel(tmp_path / "smoothed", runtime="onnx").predict(x)
+    np.testing.assert_allclose(p_tf, p_onnx, atol=1e-4)  # the smoothing converts to ONNX as it runs in TF
+    np.testing.assert_allclose(p_tf.sum(axis=1), 1, atol=1e-5)
