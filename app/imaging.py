@@ -35,7 +35,8 @@ _HUFFMAN_FRAMES = {0xC0, 0xC1, 0xC2}  # baseline, extended, progressive; each bl
 _STANDALONE = {0x01, 0xD8}  # TEM and SOI carry no length
 
 
-_LIBC = ctypes.CDLL(ctypes.util.find_library("c")) if ctypes.util.find_library("c") else None
+_LIBC_PATH = ctypes.util.find_library("c")
+_LIBC = ctypes.CDLL(_LIBC_PATH) if _LIBC_PATH else None
 
 
 def release_memory() -> None:

@@ -7,7 +7,10 @@ import tomllib
 from dataclasses import asdict, dataclass, field, fields, replace
 from pathlib import Path
 
+import numpy as np
+
 from model_training.dataset import DEFAULT_DATA_ROOT, DEFAULT_MANIFEST
+from model_training.distribution import smoothing_kernel
 
 RECIPES = Path(__file__).parent / "recipes"
 
@@ -67,6 +70,10 @@ class Recipe:
     @property
     def ages(self) -> list[int]:
         return list(range(self.min_age, self.max_age + 1))
+
+    def smoothing_kernel(self) -> np.ndarray | None:
+        """The output smoothing export puts in the graph (None: none); see distribution.smoothing_kernel."""
+        return smoothing_kernel(np.array(self.ages, np.float64), self.smooth_sigma, self.smooth_sigma_per_year)
 
     def to_dict(self) -> dict:
         return asdict(self)

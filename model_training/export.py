@@ -13,7 +13,7 @@ import tensorflow as tf
 
 from model_training.config import Recipe, load_recipe
 from model_training.dataset import file_sha256, read_manifest
-from model_training.distribution import INTERVAL_MASS, covered, fit_temperature, smoothing_kernel
+from model_training.distribution import INTERVAL_MASS, covered, fit_temperature
 from model_training.evaluate import load_chips
 from model_training.model import build_model, with_temperature
 from model_training.model_dir import CARD, ONNX, SAVED_MODEL, AgeModel, read_card
@@ -42,7 +42,7 @@ def calibrate_temperature(model: keras.Model, recipe: Recipe, limit: int | None)
     probabilities = model.predict(dataset, verbose=0)["probabilities"]
     true = np.array([f.age for f in faces], dtype=np.float64)
     ages = np.array(recipe.ages, dtype=np.float64)
-    kernel = smoothing_kernel(ages, recipe.smooth_sigma, recipe.smooth_sigma_per_year)
+    kernel = recipe.smoothing_kernel()
     calibration = {
         "method": f"temperature on the softmax, fitted so the central {INTERVAL_MASS:.0%} interval holds the "
         f"true age of {INTERVAL_MASS:.0%} of validation faces",
@@ -116,8 +116,7 @@ def export(
     model.load_weights(run_dir / "best.weights.h5")
     calibration = calibrate_temperature(model, recipe, calibration_faces)
     log(f"temperature {calibration['temperature']} on {calibration['faces']} validation faces")
-    kernel = smoothing_kernel(np.array(recipe.ages, np.float64), recipe.smooth_sigma, recipe.smooth_sigma_per_year)
-    model = with_temperature(model, calibration["temperature"], recipe.ages, kernel)
+    model = with_temperature(model, calibration["temperature"], recipe.ages, recipe.smoothing_kernel())
 
     if out_dir.exists():
         shutil.rmtree(out_dir)

@@ -123,11 +123,11 @@ def main() -> None:
     threads = settings.model_threads
 
     images = photos()
-    predictor = Estimator.from_settings(settings, args.model_dir, args.runtime)
-    model = predictor.model
+    estimator = Estimator.from_settings(settings, args.model_dir, args.runtime)
+    model = estimator.model
     chips = [(SHARED / "UTKFace" / f.path).read_bytes() for f in read_manifest(REPO / DEFAULT_MANIFEST, "test")[:20]]
-    rows = {name: stages(predictor, data, True, repeats) for name, data in images.items()}
-    rows["UTKFace chip, detect=false"] = stages(predictor, chips[0], False, repeats)
+    rows = {name: stages(estimator, data, True, repeats) for name, data in images.items()}
+    rows["UTKFace chip, detect=false"] = stages(estimator, chips[0], False, repeats)
     runtimes = {
         rt: forward(AgeModel(args.model_dir, runtime=rt, threads=threads), repeats) for rt in ("tensorflow", "onnx")
     }

@@ -22,16 +22,16 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from model_training.config import load_recipe  # noqa: E402
 from model_training.dataset import ETHNICITIES, read_manifest  # noqa: E402
-from model_training.distribution import calibrated, fit_temperature, smoothing_kernel  # noqa: E402
+from model_training.distribution import calibrated, fit_temperature  # noqa: E402
 from model_training.evaluate import compute_metrics  # noqa: E402
 from model_training.model import build_model  # noqa: E402
 from model_training.pipeline import make_dataset  # noqa: E402
 
 
-def score(run_dir: Path, limit: int | None, smooth: tuple[float, float] | None = None) -> dict:
+def score(run_dir: Path, limit: int | None, smooths: list[tuple[float, float] | None]) -> list[dict]:
+    """The run's metrics after a fitted temperature: with its own output smoothing (None), and with
+    each (sigma, per_year) given instead — on one pass of the model over the validation faces."""
     recipe = load_recipe(run_dir / "config.json")
-    if smooth is not None:  # what a given output smoothing would do to this run
-        recipe = replace(recipe, smooth_sigma=smooth[0], smooth_sigma_per_year=smooth[1])
     model = build_model(recipe, weights="none")
     model.load_weights(run_dir / "best.weights.h5")
     faces = read_manifest(Path(recipe.manifest), "val")[:limit]
@@ -39,12 +39,16 @@ def score(run_dir: Path, limit: int | None, smooth: tuple[float, float] | None =
     raw = model.predict(dataset, verbose=0)["probabilities"]
     true = np.array([f.age for f in faces], dtype=np.float64)
     ages = np.array(recipe.ages, dtype=np.float64)
-    kernel = smoothing_kernel(ages, recipe.smooth_sigma, recipe.smooth_sigma_per_year)  # as export applies it
-    temperature = fit_temperature(raw, true, ages, kernel=kernel)
     groups = {"ethnicity": np.array([f.ethnicity for f in faces]), "gender": np.array([f.gender for f in faces])}
-    metrics = compute_metrics(true, calibrated(raw, temperature, kernel), ages, groups=groups)
-    label = run_dir.name + (f" (smoothed {smooth[0]:g} + {smooth[1]:g}·age)" if smooth else "")
-    return {"run": label, "temperature": temperature, **metrics}
+    results = []
+    for smooth in smooths:
+        variant = recipe if smooth is None else replace(recipe, smooth_sigma=smooth[0], smooth_sigma_per_year=smooth[1])
+        kernel = variant.smoothing_kernel()  # as export applies it
+        temperature = fit_temperature(raw, true, ages, kernel=kernel)
+        metrics = compute_metrics(true, calibrated(raw, temperature, kernel), ages, groups=groups)
+        label = run_dir.name + (f" (smoothed {smooth[0]:g} + {smooth[1]:g}·age)" if smooth else "")
+        results.append({"run": label, "temperature": temperature, **metrics})
+    return results
 
 
 def row(m: dict) -> str:
@@ -68,7 +72,7 @@ def main() -> None:
     )  # fmt: skip
     args = parser.parse_args()
     variants = [None, *(tuple(s) for s in args.smooth or [])]
-    results = [score(run, args.limit, smooth) for run in args.runs for smooth in variants]
+    results = [m for run in args.runs for m in score(run, args.limit, variants)]
     print(
         "| run | MAE | CS@5 | single mode | modes | "
         + " | ".join(f"30–69 signed: {e}" for e in ETHNICITIES)

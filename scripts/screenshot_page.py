@@ -20,6 +20,28 @@ sys.path.insert(0, str(REPO))
 
 from scripts.loadgen import start_service, stop, wait_ready  # noqa: E402
 
+CHROMIUM, CHROMEDRIVER = "/usr/bin/chromium", "/usr/bin/chromedriver"  # Debian's (scripts/test.sh installs them)
+
+
+def headless_chromium(profile: Path) -> webdriver.Chrome:
+    """Debian's Chromium, headless, with a fresh profile in `profile`: the page's tests use it too."""
+    options = webdriver.ChromeOptions()
+    options.binary_location = CHROMIUM
+    for flag in (
+        "--headless",
+        "--no-sandbox",
+        "--disable-gpu",
+        "--no-first-run",
+        "--disable-background-networking",
+        "--disable-component-update",
+        "--disable-sync",
+        "--disable-dev-shm-usage",
+        f"--user-data-dir={profile}",
+        "--window-size=1200,1000",
+    ):
+        options.add_argument(flag)
+    return webdriver.Chrome(options=options, service=DriverService(executable_path=CHROMEDRIVER))
+
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
@@ -28,12 +50,7 @@ def main() -> None:
     photo = REPO.parent / "shared" / "data" / "test-images" / "face.jpg"
     with tempfile.TemporaryDirectory() as tmp:
         service = start_service(REPO / "models" / "dex-mobilenet_v2", Path(tmp) / "service.log", MODEL_RUNTIME="onnx")
-        options = webdriver.ChromeOptions()
-        options.binary_location = "/usr/bin/chromium"
-        flags = ("--headless", "--no-sandbox", "--disable-gpu", "--window-size=1200,1000", f"--user-data-dir={tmp}")
-        for flag in flags:
-            options.add_argument(flag)
-        browser = webdriver.Chrome(options=options, service=DriverService(executable_path="/usr/bin/chromedriver"))
+        browser = headless_chromium(Path(tmp) / "profile")
         try:
             wait_ready(service)
             browser.get(service.url + "/")

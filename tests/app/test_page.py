@@ -5,39 +5,22 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-from selenium import webdriver
-from selenium.webdriver.chrome.service import Service as DriverService
 from selenium.webdriver.common.by import By
 from selenium.webdriver.support import expected_conditions as ec
 from selenium.webdriver.support.ui import WebDriverWait
 
+from scripts.screenshot_page import CHROMEDRIVER, CHROMIUM, headless_chromium
 from tests.conftest import REPO
 
 ARTIFACTS = REPO / "test-artifacts"
-CHROMIUM, CHROMEDRIVER = "/usr/bin/chromium", "/usr/bin/chromedriver"
 
 
 @pytest.fixture(scope="module")
 def browser(tmp_path_factory):
     for path in (CHROMIUM, CHROMEDRIVER):
         if not Path(path).exists():
-            pytest.fail(f"{path} is missing: install Debian's chromium and chromium-driver (.ci/run does)")
-    options = webdriver.ChromeOptions()
-    options.binary_location = CHROMIUM
-    for flag in (
-        "--headless",
-        "--no-sandbox",
-        "--disable-gpu",
-        "--no-first-run",
-        "--disable-background-networking",
-        "--disable-component-update",
-        "--disable-sync",
-        "--disable-dev-shm-usage",
-        f"--user-data-dir={tmp_path_factory.mktemp('chromium-profile')}",
-        "--window-size=1200,1000",
-    ):
-        options.add_argument(flag)
-    driver = webdriver.Chrome(options=options, service=DriverService(executable_path=CHROMEDRIVER))
+            pytest.fail(f"{path} is missing: install Debian's chromium and chromium-driver (scripts/test.sh does)")
+    driver = headless_chromium(tmp_path_factory.mktemp("chromium-profile"))
     ARTIFACTS.mkdir(exist_ok=True)
     try:
         yield driver

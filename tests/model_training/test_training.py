@@ -61,13 +61,6 @@ def test_run_interrupted_inside_a_stage_resumes_it_and_runs_the_next(tiny_recipe
     assert [(r["stage"], r["epoch"]) for r in rows] == [("frozen", "1"), ("frozen", "2"), ("finetune", "1")]
 
 
-def _kernel(recipe):
-    """The output smoothing export puts in the graph (the shipped recipe has one, so the tiny one too)."""
-    from model_training.distribution import smoothing_kernel
-
-    return smoothing_kernel(np.array(recipe.ages, np.float64), recipe.smooth_sigma, recipe.smooth_sigma_per_year)
-
-
 def test_export_writes_the_contract(tiny_model_dir):
     card = json.loads((tiny_model_dir / "model.json").read_text())
     assert card["input_size"] == 64 and card["ages"] == list(range(101))
@@ -97,7 +90,8 @@ def test_saved_model_signature_and_parity_with_keras(tiny_run, tiny_model_dir, u
     keras_model = build_model(tiny_recipe, weights="none")
     keras_model.load_weights(tiny_run / "best.weights.h5")
     temperature = json.loads((tiny_model_dir / "model.json").read_text())["calibration"]["temperature"]
-    want = with_temperature(keras_model, temperature, tiny_recipe.ages, _kernel(tiny_recipe))(x, training=False)
+    calibrated_model = with_temperature(keras_model, temperature, tiny_recipe.ages, tiny_recipe.smoothing_kernel())
+    want = calibrated_model(x, training=False)
     p, age = AgeModel(tiny_model_dir).predict(x)
     np.testing.assert_allclose(p, want["probabilities"], atol=1e-5)
     np.testing.assert_allclose(age, want["expected_age"], atol=1e-4)
@@ -214,7 +208,7 @@ def test_warm_start_from_a_model_directory_reproduces_its_answers(tiny_recipe, t
     faces = read_manifest(MANIFEST, "val")[:6]
     x = np.stack([crop_whole(read_rgb(str(utkface_dir / f.path)), 64) for f in faces]).astype("float32")
     want, _ = AgeModel(tiny_model_dir).predict(x)
-    kernel = _kernel(tiny_recipe)
+    kernel = tiny_recipe.smoothing_kernel()
     got = with_temperature(model, card["calibration"]["temperature"], tiny_recipe.ages, kernel)(x, training=False)
     np.testing.assert_allclose(got["probabilities"], want, atol=1e-5)
 
