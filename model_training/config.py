@@ -22,6 +22,10 @@ class Stage:
     epochs: int
     learning_rate: float
     patience: int = 3
+    sampling: str = ""  # "" keeps the recipe's; "plain" or "balanced" for this stage alone
+    # the run's best weights restart with this stage, even at a higher validation MAE: for a stage
+    # that trades some MAE for another goal (balanced exposure against the age bias by group)
+    restart_best: bool = False
 
 
 @dataclass(frozen=True)
@@ -106,6 +110,8 @@ def _build(data: dict) -> Recipe:
     for stage in recipe.stages:
         if stage.train not in {"head", "all"}:
             raise ValueError(f"stage {stage.name}: train must be 'head' or 'all', not {stage.train!r}")
+        if stage.sampling not in {"", "plain", "balanced"}:
+            raise ValueError(f"stage {stage.name}: sampling must be 'plain' or 'balanced', not {stage.sampling!r}")
     return recipe
 
 

@@ -4,7 +4,9 @@ runs/NAME/
   config.json     the resolved recipe (a resumed run reads it back, so it trains what it began)
   history.csv     one row per epoch: stage, epoch, learning rate, losses, MAE, seconds
   curves.png      loss and MAE per epoch, stages marked
-  best.weights.h5 the best weights so far by validation MAE, across all stages
+  best.weights.h5 the best weights so far by validation MAE, across all stages (since the last
+                  stage that restarts it)
+  stage-NAME.weights.h5  the best weights as stage NAME ended
   state.json      the stages already finished
   backup/STAGE/   Keras' BackupAndRestore: the last epoch of an interrupted stage
 """
@@ -14,9 +16,11 @@ from __future__ import annotations
 import csv
 import json
 import random
+import shutil
 import sys
 import time
 from collections.abc import Sequence
+from dataclasses import replace
 from pathlib import Path
 
 import keras
@@ -119,7 +123,7 @@ def train(
     train_faces = _sample([f for f in faces if f.split == "train"], limit, recipe.seed)
     val_faces = _sample([f for f in faces if f.split == "val"], limit and max(limit // 4, 8), recipe.seed)
     log(f"train {len(train_faces)} faces, val {len(val_faces)} faces, input {recipe.input_size}px")
-    train_ds = make_dataset(train_faces, Path(recipe.data_root), recipe, training=True)
+    train_sets: dict[str, tf.data.Dataset] = {}  # by sampling, built when a stage first needs it
     val_ds = make_dataset(val_faces, Path(recipe.data_root), recipe, training=False)
 
     strategy = choose_strategy()
@@ -138,7 +142,16 @@ def train(
         with strategy.scope():
             set_trainable(model, stage.train)
             _compile(model, stage, recipe)
-        scores = [float(r[MONITOR]) for r in read_history(run_dir) if r.get(MONITOR)]
+        sampling = stage.sampling or recipe.sampling
+        if sampling not in train_sets:
+            train_sets[sampling] = make_dataset(
+                train_faces, Path(recipe.data_root), replace(recipe, sampling=sampling), training=True
+            )
+        scores = [
+            float(r[MONITOR])
+            for r in read_history(run_dir)
+            if r.get(MONITOR) and (r["stage"] == stage.name or not stage.restart_best)
+        ]
         callbacks = [
             keras.callbacks.BackupAndRestore(str(run_dir / "backup" / stage.name)),
             keras.callbacks.ModelCheckpoint(
@@ -156,7 +169,7 @@ def train(
         # stage must start from its own epoch 0 (or its own backup)
         model._initial_epoch = None
         model.fit(
-            train_ds,
+            train_sets[sampling],
             validation_data=val_ds,
             epochs=stage.epochs,
             callbacks=callbacks + list(extra_callbacks),
@@ -164,6 +177,7 @@ def train(
         )
         if best.exists():
             model.load_weights(best)
+            shutil.copyfile(best, run_dir / f"stage-{stage.name}.weights.h5")
         state["completed"].append(stage.name)
         state_path.write_text(json.dumps(state, indent=2))
     history = read_history(run_dir)

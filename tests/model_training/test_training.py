@@ -197,6 +197,11 @@ def test_recipe_options_are_checked_and_a_base_recipe_is_extended(tmp_path):
     )
     with pytest.raises(ValueError, match="loss must be 'ce' or 'ldl'"):
         load_recipe(bad)
+    bad.write_text(
+        'base = "mobilenet_v2"\n[[stages]]\nname="a"\ntrain="all"\nepochs=1\nlearning_rate=1e-5\nsampling="even"\n'
+    )
+    with pytest.raises(ValueError, match="stage a: sampling must be"):
+        load_recipe(bad)
 
 
 def test_warm_start_from_a_model_directory_reproduces_its_answers(tiny_recipe, tiny_model_dir, utkface_dir):
@@ -226,6 +231,36 @@ def test_training_with_label_distributions_balanced_sampling_and_l1(tiny_recipe,
     train(recipe, tmp_path, limit=32, log=lambda m: None)
     rows = list(csv.DictReader((tmp_path / "history.csv").open()))
     assert [r["stage"] for r in rows] == ["finetune"] and 0 < float(rows[0][MONITOR]) < 100
+
+
+def test_a_stage_can_change_the_sampling_and_restart_the_best_weights(tiny_recipe, tiny_model_dir, tmp_path):
+    import h5py
+
+    recipe = replace(
+        tiny_recipe,
+        warm_start=str(tiny_model_dir),
+        stages=(
+            Stage("finetune", "all", 1, 1e-5, 1),
+            # a rate far too high: this stage's epoch is worse, and is kept all the same
+            Stage("balance", "all", 1, 1.0, 1, sampling="balanced", restart_best=True),
+        ),
+    )
+    train(recipe, tmp_path, limit=32, log=lambda m: None)
+    rows = list(csv.DictReader((tmp_path / "history.csv").open()))
+    assert [r["stage"] for r in rows] == ["finetune", "balance"]
+    assert float(rows[1][MONITOR]) > float(rows[0][MONITOR])
+
+    def weights(name: str) -> list[np.ndarray]:
+        with h5py.File(tmp_path / name) as fh:
+            out = []
+            fh.visititems(lambda _, v: out.append(np.array(v)) if isinstance(v, h5py.Dataset) else None)
+            return out
+
+    finetune, balance, best = (
+        weights(f) for f in ("stage-finetune.weights.h5", "stage-balance.weights.h5", "best.weights.h5")
+    )
+    assert all(np.array_equal(a, b) for a, b in zip(best, balance, strict=True))
+    assert not all(np.array_equal(a, b) for a, b in zip(best, finetune, strict=True))
 
 
 def test_flip_averages_the_crop_and_its_mirror(tiny_model_dir, utkface_dir):
