@@ -5,7 +5,8 @@ temperature fitted on them (as export does), then MAE, CS@5, the share of single
 distributions, the mean signed error of adults 30–69 per ethnicity and the MAE gap between women
 and men. Validation only: the test split is read once per shipped candidate, by `evaluate`.
 
-Usage: python scripts/compare_runs.py runs/A runs/B ... [--limit N] [--json FILE] [--smooth SIGMA PER_YEAR]...
+Usage: python scripts/compare_runs.py runs/A runs/B/stage-NAME.weights.h5 ...
+           [--limit N] [--json FILE] [--smooth SIGMA PER_YEAR]...
 """
 
 from __future__ import annotations
@@ -28,12 +29,14 @@ from model_training.model import build_model  # noqa: E402
 from model_training.pipeline import make_dataset  # noqa: E402
 
 
-def score(run_dir: Path, limit: int | None, smooths: list[tuple[float, float] | None]) -> list[dict]:
+def score(run: Path, limit: int | None, smooths: list[tuple[float, float] | None]) -> list[dict]:
     """The run's metrics after a fitted temperature: with its own output smoothing (None), and with
-    each (sigma, per_year) given instead — on one pass of the model over the validation faces."""
+    each (sigma, per_year) given instead — on one pass of the model over the validation faces.
+    `run` is a run folder (its best weights) or one weights file in it (e.g. stage-NAME.weights.h5)."""
+    run_dir, weights = (run.parent, run) if run.is_file() else (run, run / "best.weights.h5")
     recipe = load_recipe(run_dir / "config.json")
     model = build_model(recipe, weights="none")
-    model.load_weights(run_dir / "best.weights.h5")
+    model.load_weights(weights)
     faces = read_manifest(Path(recipe.manifest), "val")[:limit]
     dataset = make_dataset(faces, Path(recipe.data_root), recipe, training=False, batch_size=64)
     raw = model.predict(dataset, verbose=0)["probabilities"]
@@ -46,7 +49,8 @@ def score(run_dir: Path, limit: int | None, smooths: list[tuple[float, float] | 
         kernel = variant.smoothing_kernel()  # as export applies it
         temperature = fit_temperature(raw, true, ages, kernel=kernel)
         metrics = compute_metrics(true, calibrated(raw, temperature, kernel), ages, groups=groups)
-        label = run_dir.name + (f" (smoothed {smooth[0]:g} + {smooth[1]:g}·age)" if smooth else "")
+        label = run_dir.name if weights.name == "best.weights.h5" else f"{run_dir.name}/{weights.stem}"
+        label += f" (smoothed {smooth[0]:g} + {smooth[1]:g}·age)" if smooth else ""
         results.append({"run": label, "temperature": temperature, **metrics})
     return results
 
