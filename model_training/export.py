@@ -18,7 +18,7 @@ from model_training.evaluate import load_chips
 from model_training.model import build_model, with_temperature
 from model_training.model_dir import CARD, ONNX, SAVED_MODEL, AgeModel, read_card
 from model_training.pipeline import make_dataset
-from model_training.train import MONITOR, read_history
+from model_training.train import MONITOR, best_epoch, read_history
 
 PARITY_TOLERANCE = 1e-5  # on probabilities; relative on the expected age
 
@@ -125,8 +125,7 @@ def export(
     write_onnx(model, out_dir / ONNX, recipe.input_size)
 
     history = read_history(run_dir)
-    scored = [r for r in history if r.get(MONITOR)]
-    best = min(scored, key=lambda r: float(r[MONITOR])) if scored else None
+    best = best_epoch(history, recipe)
     manifest = read_manifest(Path(recipe.manifest))
     card = {
         "name": name or recipe.name,

@@ -50,6 +50,18 @@ def read_history(run_dir: Path) -> list[dict]:
         return list(csv.DictReader(fh))
 
 
+def best_epoch(history: list[dict], recipe: Recipe) -> dict | None:
+    """The history row of the run's best weights: the lowest validation MAE since the last stage
+    that restarted the best (see Stage.restart_best)."""
+    restarts = {s.name for s in recipe.stages if s.restart_best}
+    starts = [
+        i for i, r in enumerate(history) if r["stage"] in restarts and (i == 0 or history[i - 1]["stage"] != r["stage"])
+    ]
+    first = starts[-1] if starts else 0
+    scored = [r for r in history[first:] if r.get(MONITOR)]
+    return min(scored, key=lambda r: float(r[MONITOR])) if scored else None
+
+
 class HistoryLogger(keras.callbacks.Callback):
     """Appends each epoch to history.csv and redraws the curves, so a killed run keeps its record."""
 
@@ -180,7 +192,7 @@ def train(
             shutil.copyfile(best, run_dir / f"stage-{stage.name}.weights.h5")
         state["completed"].append(stage.name)
         state_path.write_text(json.dumps(state, indent=2))
-    history = read_history(run_dir)
-    if history:
-        log(f"best validation MAE {min(float(r[MONITOR]) for r in history if r.get(MONITOR)):.3f}")
+    chosen = best_epoch(read_history(run_dir), recipe)
+    if chosen:
+        log(f"best weights: {chosen['stage']} epoch {chosen['epoch']}, validation MAE {float(chosen[MONITOR]):.3f}")
     return best

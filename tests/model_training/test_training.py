@@ -12,7 +12,7 @@ from model_training.crop import crop_whole, read_rgb
 from model_training.dataset import read_manifest
 from model_training.evaluate import evaluate
 from model_training.model_dir import AgeModel, ModelDirError
-from model_training.train import MONITOR, train
+from model_training.train import MONITOR, best_epoch, train
 from tests.conftest import MANIFEST
 
 
@@ -249,6 +249,7 @@ def test_a_stage_can_change_the_sampling_and_restart_the_best_weights(tiny_recip
     rows = list(csv.DictReader((tmp_path / "history.csv").open()))
     assert [r["stage"] for r in rows] == ["finetune", "balance"]
     assert float(rows[1][MONITOR]) > float(rows[0][MONITOR])
+    assert best_epoch(rows, recipe)["stage"] == "balance"  # what export records as the best epoch
 
     def weights(name: str) -> list[np.ndarray]:
         with h5py.File(tmp_path / name) as fh:
