@@ -6,7 +6,7 @@ distributions, the mean signed error of adults 30–69 per ethnicity and the MAE
 and men. Validation only: the test split is read once per shipped candidate, by `evaluate`.
 
 Usage: python scripts/compare_runs.py runs/A runs/B/stage-NAME.weights.h5 ...
-           [--limit N] [--json FILE] [--smooth SIGMA PER_YEAR]...
+           [--limit N] [--json FILE] [--smooth SIGMA PER_YEAR]... [--ensemble]
 """
 
 from __future__ import annotations
@@ -21,25 +21,32 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from model_training.config import load_recipe  # noqa: E402
-from model_training.dataset import ETHNICITIES, read_manifest  # noqa: E402
+from model_training.config import Recipe, load_recipe  # noqa: E402
+from model_training.dataset import ETHNICITIES, Face, read_manifest  # noqa: E402
 from model_training.distribution import calibrated, fit_temperature  # noqa: E402
 from model_training.evaluate import compute_metrics  # noqa: E402
 from model_training.model import build_model  # noqa: E402
 from model_training.pipeline import make_dataset  # noqa: E402
 
 
-def score(run: Path, limit: int | None, smooths: list[tuple[float, float] | None]) -> list[dict]:
-    """The run's metrics after a fitted temperature: with its own output smoothing (None), and with
-    each (sigma, per_year) given instead — on one pass of the model over the validation faces.
-    `run` is a run folder (its best weights) or one weights file in it (e.g. stage-NAME.weights.h5)."""
+def predict(run: Path, limit: int | None) -> tuple[str, Recipe, list[Face], np.ndarray]:
+    """(label, recipe, validation faces, raw probabilities) of one run: a run folder (its best
+    weights) or one weights file in it (e.g. stage-NAME.weights.h5)."""
     run_dir, weights = (run.parent, run) if run.is_file() else (run, run / "best.weights.h5")
     recipe = load_recipe(run_dir / "config.json")
     model = build_model(recipe, weights="none")
     model.load_weights(weights)
     faces = read_manifest(Path(recipe.manifest), "val")[:limit]
     dataset = make_dataset(faces, Path(recipe.data_root), recipe, training=False, batch_size=64)
-    raw = model.predict(dataset, verbose=0)["probabilities"]
+    label = run_dir.name if weights.name == "best.weights.h5" else f"{run_dir.name}/{weights.stem}"
+    return label, recipe, faces, model.predict(dataset, verbose=0)["probabilities"]
+
+
+def score(
+    label: str, recipe: Recipe, faces: list[Face], raw: np.ndarray, smooths: list[tuple[float, float] | None]
+) -> list[dict]:
+    """Metrics after a fitted temperature: with the recipe's output smoothing (None), and with each
+    (sigma, per_year) given instead."""
     true = np.array([f.age for f in faces], dtype=np.float64)
     ages = np.array(recipe.ages, dtype=np.float64)
     groups = {"ethnicity": np.array([f.ethnicity for f in faces]), "gender": np.array([f.gender for f in faces])}
@@ -49,9 +56,8 @@ def score(run: Path, limit: int | None, smooths: list[tuple[float, float] | None
         kernel = variant.smoothing_kernel()  # as export applies it
         temperature = fit_temperature(raw, true, ages, kernel=kernel)
         metrics = compute_metrics(true, calibrated(raw, temperature, kernel), ages, groups=groups)
-        label = run_dir.name if weights.name == "best.weights.h5" else f"{run_dir.name}/{weights.stem}"
-        label += f" (smoothed {smooth[0]:g} + {smooth[1]:g}·age)" if smooth else ""
-        results.append({"run": label, "temperature": temperature, **metrics})
+        name = label + (f" (smoothed {smooth[0]:g} + {smooth[1]:g}·age)" if smooth else "")
+        results.append({"run": name, "temperature": temperature, **metrics})
     return results
 
 
@@ -70,13 +76,21 @@ def main() -> None:
     parser.add_argument("runs", type=Path, nargs="+")
     parser.add_argument("--limit", type=int, help="validation faces (default: all)")
     parser.add_argument("--json", type=Path, help="also write every metric here")
+    parser.add_argument("--ensemble", action="store_true", help="also score the mean of the runs' distributions")
     parser.add_argument(
         "--smooth", type=float, nargs=2, action="append", metavar=("SIGMA", "PER_YEAR"),
         help="also score each run with this output smoothing (repeatable; recipe keys smooth_sigma*)",
     )  # fmt: skip
     args = parser.parse_args()
     variants = [None, *(tuple(s) for s in args.smooth or [])]
-    results = [m for run in args.runs for m in score(run, args.limit, variants)]
+    predictions = [predict(run, args.limit) for run in args.runs]
+    results = [m for p in predictions for m in score(*p, variants)]
+    if args.ensemble:  # the mean of the runs' raw distributions, scored with the first run's recipe
+        _, recipe, faces, _ = predictions[0]
+        if any([f.path for f in p[2]] != [f.path for f in faces] for p in predictions):
+            parser.error("--ensemble needs runs on the same validation faces")
+        label = "ensemble of " + " + ".join(p[0] for p in predictions)
+        results += score(label, recipe, faces, np.mean([p[3] for p in predictions], axis=0), variants)
     print(
         "| run | MAE | CS@5 | single mode | modes | "
         + " | ".join(f"30–69 signed: {e}" for e in ETHNICITIES)
