@@ -159,11 +159,9 @@ def train(
             train_sets[sampling] = make_dataset(
                 train_faces, Path(recipe.data_root), replace(recipe, sampling=sampling), training=True
             )
-        scores = [
-            float(r[MONITOR])
-            for r in read_history(run_dir)
-            if r.get(MONITOR) and (r["stage"] == stage.name or not stage.restart_best)
-        ]
+        history = read_history(run_dir)
+        fresh = stage.restart_best and not any(r["stage"] == stage.name for r in history)
+        chosen = None if fresh else best_epoch(history, recipe)  # the score a new best must beat
         callbacks = [
             keras.callbacks.BackupAndRestore(str(run_dir / "backup" / stage.name)),
             keras.callbacks.ModelCheckpoint(
@@ -172,7 +170,7 @@ def train(
                 mode="min",
                 save_best_only=True,
                 save_weights_only=True,
-                initial_value_threshold=min(scores) if scores else None,
+                initial_value_threshold=float(chosen[MONITOR]) if chosen else None,
             ),
             keras.callbacks.EarlyStopping(monitor=MONITOR, mode="min", patience=stage.patience),
             HistoryLogger(run_dir, stage.name),
