@@ -12,7 +12,7 @@ import numpy as np
 import tensorflow as tf
 
 from model_training.config import Recipe, load_recipe
-from model_training.dataset import file_sha256, read_manifest
+from model_training.dataset import Face, file_sha256, read_manifest
 from model_training.distribution import INTERVAL_MASS, covered, fit_temperature
 from model_training.evaluate import load_chips
 from model_training.model import build_model, with_temperature
@@ -34,12 +34,18 @@ class _Serving(tf.Module):
         self.serve = tf.function(lambda image: self.model(image, training=False), input_signature=[spec])
 
 
+def validation_probabilities(model: keras.Model, recipe: Recipe, limit: int | None) -> tuple[list[Face], np.ndarray]:
+    """The validation faces (the first `limit`) and the model's raw distributions for them, framed as
+    the chips are: what the temperature is fitted on, and what runs are compared on."""
+    faces = read_manifest(Path(recipe.manifest), "val")[:limit]
+    dataset = make_dataset(faces, Path(recipe.data_root), recipe, training=False, batch_size=64)
+    return faces, model.predict(dataset, verbose=0)["probabilities"]
+
+
 def calibrate_temperature(model: keras.Model, recipe: Recipe, limit: int | None) -> dict:
     """Fit the temperature that makes the 90 % interval hold 90 % of the validation faces (with the
     recipe's output smoothing applied after it, as the exported graph does)."""
-    faces = read_manifest(Path(recipe.manifest), "val")[:limit]
-    dataset = make_dataset(faces, Path(recipe.data_root), recipe, training=False, batch_size=64)
-    probabilities = model.predict(dataset, verbose=0)["probabilities"]
+    faces, probabilities = validation_probabilities(model, recipe, limit)
     true = np.array([f.age for f in faces], dtype=np.float64)
     ages = np.array(recipe.ages, dtype=np.float64)
     kernel = recipe.smoothing_kernel()

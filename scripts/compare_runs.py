@@ -22,11 +22,11 @@ import numpy as np
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from model_training.config import Recipe, load_recipe  # noqa: E402
-from model_training.dataset import ETHNICITIES, Face, read_manifest  # noqa: E402
+from model_training.dataset import ETHNICITIES, Face  # noqa: E402
 from model_training.distribution import calibrated, fit_temperature  # noqa: E402
 from model_training.evaluate import compute_metrics  # noqa: E402
+from model_training.export import validation_probabilities  # noqa: E402
 from model_training.model import build_model  # noqa: E402
-from model_training.pipeline import make_dataset  # noqa: E402
 
 
 def predict(run: Path, limit: int | None) -> tuple[str, Recipe, list[Face], np.ndarray]:
@@ -36,10 +36,8 @@ def predict(run: Path, limit: int | None) -> tuple[str, Recipe, list[Face], np.n
     recipe = load_recipe(run_dir / "config.json")
     model = build_model(recipe, weights="none")
     model.load_weights(weights)
-    faces = read_manifest(Path(recipe.manifest), "val")[:limit]
-    dataset = make_dataset(faces, Path(recipe.data_root), recipe, training=False, batch_size=64)
     label = run_dir.name if weights.name == "best.weights.h5" else f"{run_dir.name}/{weights.stem}"
-    return label, recipe, faces, model.predict(dataset, verbose=0)["probabilities"]
+    return label, recipe, *validation_probabilities(model, recipe, limit)
 
 
 def score(
