@@ -16,7 +16,7 @@ from model_training.dataset import Face, file_sha256, read_manifest
 from model_training.distribution import INTERVAL_MASS, covered, fit_temperature
 from model_training.evaluate import load_chips
 from model_training.model import build_model, with_temperature
-from model_training.model_dir import CARD, ONNX, SAVED_MODEL, AgeModel, read_card
+from model_training.model_dir import CARD, ONNX, RUN_RECORD, SAVED_MODEL, TRAINING, AgeModel, read_card
 from model_training.pipeline import make_dataset
 from model_training.train import MONITOR, best_epoch, read_history
 
@@ -129,6 +129,10 @@ def export(
     out_dir.mkdir(parents=True)
     write_saved_model(model, out_dir / SAVED_MODEL, recipe.input_size)
     write_onnx(model, out_dir / ONNX, recipe.input_size)
+    (out_dir / TRAINING).mkdir()
+    for name in RUN_RECORD:
+        if (run_dir / name).exists():
+            shutil.copyfile(run_dir / name, out_dir / TRAINING / name)
 
     history = read_history(run_dir)
     best = best_epoch(history, recipe)

@@ -6,6 +6,8 @@ MODEL_DIR/
   model.onnx    the same graph, inputs and outputs for ONNX Runtime (optional)
   model.json    name, version, backbone, input_size S, ages [a_0..a_{K-1}], crops (one per face
                 detector it was calibrated with), training, metrics
+  training/     the run's config.json, history.csv and curves.png, as export found them
+  evaluation/   evaluate's report (metrics.json, report.md, plots), when it has been run
 """
 
 from __future__ import annotations
@@ -21,6 +23,8 @@ from model_training.crop import CropSpec
 CARD = "model.json"
 SAVED_MODEL = "saved_model"
 ONNX = "model.onnx"
+TRAINING = "training"
+RUN_RECORD = ("config.json", "history.csv", "curves.png")  # what export carries from the run
 REQUIRED = ("name", "version", "input_size", "ages", "crops")
 
 

@@ -7,7 +7,7 @@ from dataclasses import replace
 import numpy as np
 import pytest
 
-from model_training.config import Stage
+from model_training.config import Stage, load_recipe
 from model_training.crop import crop_whole, read_rgb
 from model_training.dataset import read_manifest
 from model_training.evaluate import evaluate
@@ -73,6 +73,9 @@ def test_export_writes_the_contract(tiny_model_dir):
     assert card["training"]["counts"] == {"train": 18491, "val": 2310, "test": 2312}
     assert card["metrics"]["validation"]["mae"] > 0
     assert card["calibration"]["smoothing"]["sigma_per_year"] == 0.05  # the recipe's, applied at export
+    record = tiny_model_dir / "training"  # the run's record travels with the model
+    assert (record / "history.csv").read_text().startswith("stage,epoch")
+    assert load_recipe(record / "config.json").input_size == 64 and (record / "curves.png").stat().st_size > 0
 
 
 def test_saved_model_signature_and_parity_with_keras(tiny_run, tiny_model_dir, utkface_dir, tiny_recipe):
@@ -182,7 +185,7 @@ def test_balanced_weights_even_the_cells_within_the_cap():
 
 
 def test_recipe_options_are_checked_and_a_base_recipe_is_extended(tmp_path):
-    from model_training.config import RECIPES, load_recipe
+    from model_training.config import RECIPES
 
     for path in RECIPES.glob("*.toml"):  # every shipped recipe loads
         assert load_recipe(path.stem).stages, path.name
