@@ -130,7 +130,9 @@ def train(
     limit = state.get("limit")
     state_path.write_text(json.dumps(state, indent=2))
 
-    keras.utils.set_random_seed(recipe.seed)
+    # seeded by the epochs already run: a fresh run starts from the recipe's seed, and a resumed one
+    # does not replay the shuffles, draws and augmentations of the epochs it has already trained
+    keras.utils.set_random_seed(recipe.seed + len(read_history(run_dir)))
     faces = read_manifest(Path(recipe.manifest))
     train_faces = _sample([f for f in faces if f.split == "train"], limit, recipe.seed)
     val_faces = _sample([f for f in faces if f.split == "val"], limit and max(limit // 4, 8), recipe.seed)

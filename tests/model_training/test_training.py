@@ -61,6 +61,30 @@ def test_run_interrupted_inside_a_stage_resumes_it_and_runs_the_next(tiny_recipe
     assert [(r["stage"], r["epoch"]) for r in rows] == [("frozen", "1"), ("frozen", "2"), ("finetune", "1")]
 
 
+def test_a_resumed_run_does_not_replay_the_random_draws_of_its_first_epochs(tiny_recipe, tmp_path):
+    import keras
+
+    recipe = replace(tiny_recipe, stages=(Stage("frozen", "head", 1, 1e-3), Stage("finetune", "all", 1, 1e-4)))
+    draws: dict[str, float] = {}
+
+    class RecordFirstDraw(keras.callbacks.Callback):
+        def __init__(self, stage: str) -> None:
+            super().__init__()
+            self.stage = stage
+
+        def on_train_begin(self, logs=None):
+            draws[self.stage] = float(np.random.random())
+
+    def stop_before_finetune(message: str) -> None:
+        if message.startswith("stage finetune"):
+            raise KeyboardInterrupt
+
+    with pytest.raises(KeyboardInterrupt):
+        train(recipe, tmp_path, limit=32, log=stop_before_finetune, extra_callbacks=[RecordFirstDraw("frozen")])
+    train(recipe, tmp_path, log=lambda m: None, extra_callbacks=[RecordFirstDraw("finetune")])
+    assert draws["finetune"] != draws["frozen"]
+
+
 def test_export_writes_the_contract(tiny_model_dir):
     card = json.loads((tiny_model_dir / "model.json").read_text())
     assert card["input_size"] == 64 and card["ages"] == list(range(101))
