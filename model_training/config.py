@@ -13,6 +13,10 @@ from model_training.dataset import DEFAULT_DATA_ROOT, DEFAULT_MANIFEST
 from model_training.distribution import smoothing_kernel
 
 RECIPES = Path(__file__).parent / "recipes"
+# what balanced sampling evens out, with the age band: "balanced" the ethnicity × age-band cells,
+# "balanced_gender" the ethnicity × gender × age-band cells
+BALANCED_BY = {"balanced": ("ethnicity",), "balanced_gender": ("ethnicity", "gender")}
+SAMPLINGS = ("plain", *BALANCED_BY)
 
 
 @dataclass(frozen=True)
@@ -22,7 +26,7 @@ class Stage:
     epochs: int
     learning_rate: float
     patience: int = 3
-    sampling: str = ""  # "" keeps the recipe's; "plain" or "balanced" for this stage alone
+    sampling: str = ""  # "" keeps the recipe's; one of SAMPLINGS for this stage alone
     # the run's best weights restart with this stage, even at a higher validation MAE: for a stage
     # that trades some MAE for another goal (balanced exposure against the age bias by group)
     restart_best: bool = False
@@ -59,7 +63,8 @@ class Recipe:
     ldl_sigma_per_year: float = 0.0
     l1_weight: float = 0.0  # weight of an L1 loss on the expected age (DLDL-v2); 0: none
     # "plain": every training face once per epoch; "balanced": faces drawn so that the ethnicity ×
-    # age-band cells are seen about equally often, no face more than balance_cap times as often as plain
+    # age-band cells are seen about equally often, no face more than balance_cap times as often as
+    # plain; "balanced_gender": the same over ethnicity × gender × age band (see BALANCED_BY)
     sampling: str = "plain"
     balance_cap: float = 4.0
     warm_start: str = ""  # a model directory or .weights.h5 whose weights start the whole network
@@ -105,13 +110,13 @@ def _build(data: dict) -> Recipe:
     recipe = Recipe(**data, augment=Augment(**augment), stages=stages)
     if recipe.loss not in {"ce", "ldl"}:
         raise ValueError(f"loss must be 'ce' or 'ldl', not {recipe.loss!r}")
-    if recipe.sampling not in {"plain", "balanced"}:
-        raise ValueError(f"sampling must be 'plain' or 'balanced', not {recipe.sampling!r}")
+    if recipe.sampling not in SAMPLINGS:
+        raise ValueError(f"sampling must be one of {SAMPLINGS}, not {recipe.sampling!r}")
     for stage in recipe.stages:
         if stage.train not in {"head", "all"}:
             raise ValueError(f"stage {stage.name}: train must be 'head' or 'all', not {stage.train!r}")
-        if stage.sampling not in {"", "plain", "balanced"}:
-            raise ValueError(f"stage {stage.name}: sampling must be 'plain' or 'balanced', not {stage.sampling!r}")
+        if stage.sampling not in ("", *SAMPLINGS):
+            raise ValueError(f"stage {stage.name}: sampling must be one of {SAMPLINGS}, not {stage.sampling!r}")
     return recipe
 
 

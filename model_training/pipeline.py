@@ -13,7 +13,7 @@ import cv2
 import numpy as np
 import tensorflow as tf
 
-from model_training.config import Augment, Recipe
+from model_training.config import BALANCED_BY, Augment, Recipe
 from model_training.crop import crop_square, crop_whole, read_rgb
 from model_training.dataset import BANDS, Face
 
@@ -57,12 +57,13 @@ def label_distributions(recipe: Recipe) -> np.ndarray:
     return (rows / rows.sum(axis=1, keepdims=True)).astype(np.float32)
 
 
-def balanced_weights(faces: list[Face], cap: float) -> np.ndarray:
-    """Sampling probabilities that even out the ethnicity × age-band cells: each cell would get
-    the same share, but no face is drawn more than `cap` times (nor less than 1/cap times) as
-    often as in plain sampling, so a cell of a few faces does not repeat them hundreds of times."""
+def balanced_weights(faces: list[Face], cap: float, by: tuple[str, ...] = ("ethnicity",)) -> np.ndarray:
+    """Sampling probabilities that even out the cells of the `by` fields × age band: each cell
+    would get the same share, but no face is drawn more than `cap` times (nor less than 1/cap
+    times) as often as in plain sampling, so a cell of a few faces does not repeat them hundreds
+    of times."""
     band = [next(name for lo, hi, name in BANDS if lo <= f.age <= hi) for f in faces]
-    cells = [(f.ethnicity, b) for f, b in zip(faces, band, strict=True)]
+    cells = [(*(getattr(f, field) for field in by), b) for f, b in zip(faces, band, strict=True)]
     counts: dict = {}
     for c in cells:
         counts[c] = counts.get(c, 0) + 1
@@ -89,14 +90,15 @@ def make_dataset(
     """Batches of (float32 RGB 0..255 images, {"probabilities": target distribution, "expected_age": age}).
 
     Training batches follow the recipe's sampling: shuffled once per epoch ("plain"), or drawn with
-    replacement by `balanced_weights` ("balanced", as many draws per epoch as there are faces).
+    replacement by `balanced_weights` (the "balanced" ones, as many draws per epoch as there are faces).
     """
     size, augment = recipe.input_size, recipe.augment if training else None
     ages = np.clip([f.age for f in faces], recipe.min_age, recipe.max_age)
     paths = [str(Path(data_root) / f.path) for f in faces]
     ds = tf.data.Dataset.from_tensor_slices((paths, ages.astype("int32")))
-    if training and recipe.sampling == "balanced":
-        logits = tf.constant(np.log(balanced_weights(faces, recipe.balance_cap))[None], tf.float32)
+    if training and recipe.sampling in BALANCED_BY:
+        weights = balanced_weights(faces, recipe.balance_cap, BALANCED_BY[recipe.sampling])
+        logits = tf.constant(np.log(weights)[None], tf.float32)
         all_paths, all_ages = tf.constant(paths), tf.constant(ages.astype("int32"))
         ds = tf.data.Dataset.range(len(faces)).map(
             lambda _: (lambda i: (all_paths[i], all_ages[i]))(tf.random.categorical(logits, 1)[0, 0])

@@ -9,7 +9,7 @@ import pytest
 
 from model_training.config import Stage, load_recipe
 from model_training.crop import crop_whole, read_rgb
-from model_training.dataset import read_manifest
+from model_training.dataset import Face, read_manifest
 from model_training.evaluate import evaluate
 from model_training.model_dir import AgeModel, ModelDirError
 from model_training.train import MONITOR, best_epoch, train
@@ -194,7 +194,6 @@ def test_label_distributions_one_hot_or_gaussian_widening_with_age(tiny_recipe):
 
 
 def test_balanced_weights_even_the_cells_within_the_cap():
-    from model_training.dataset import Face
     from model_training.pipeline import balanced_weights
 
     faces = [Face(f"w{i}", "", 25, "train", "male", "White") for i in range(300)]
@@ -206,6 +205,18 @@ def test_balanced_weights_even_the_cells_within_the_cap():
     assert ratio.max() <= 4.0 + 1e-9 and ratio[:300].max() < 1 < ratio[300:].min()
     shares = [p[:300].sum(), p[300:310].sum(), p[310:].sum()]
     assert max(shares) - min(shares) < 300 / 410 - 10 / 410  # closer to even than plain sampling
+
+
+def test_balanced_sampling_by_gender_too_evens_women_and_men_of_one_group():
+    from model_training.pipeline import balanced_weights
+
+    faces = [Face(f"m{i}", "", 45, "train", "male", "Asian") for i in range(90)]
+    faces += [Face(f"f{i}", "", 45, "train", "female", "Asian") for i in range(30)]
+    faces += [Face(f"w{i}", "", 25, "train", "female", "White") for i in range(120)]
+    women = slice(90, 120)
+    assert balanced_weights(faces, cap=4.0)[women].sum() == pytest.approx(30 / 240)  # one cell: as plain
+    by_gender = balanced_weights(faces, cap=4.0, by=("ethnicity", "gender"))
+    assert by_gender[women].sum() == pytest.approx(by_gender[:90].sum())  # Asian women as often as men
 
 
 def test_recipe_options_are_checked_and_a_base_recipe_is_extended(tmp_path):
