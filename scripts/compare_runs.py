@@ -5,8 +5,12 @@ temperature fitted on them (as export does), then MAE, CS@5, the share of single
 distributions, the mean signed error of adults 30–69 per ethnicity and the MAE gap between women
 and men. Validation only: the test split is read once per shipped candidate, by `evaluate`.
 
+--ensemble also scores the mean of the runs' distributions (one forward per run); --soup the
+model whose weights are the mean of the runs' weights (a "model soup": one forward; for runs of
+one architecture fine-tuned from the same weights, e.g. the stages of one run).
+
 Usage: python scripts/compare_runs.py runs/A runs/B/stage-NAME.weights.h5 ...
-           [--limit N] [--json FILE] [--smooth SIGMA PER_YEAR]... [--ensemble]
+           [--limit N] [--json FILE] [--smooth SIGMA PER_YEAR]... [--ensemble] [--soup]
 """
 
 from __future__ import annotations
@@ -17,6 +21,7 @@ import sys
 from dataclasses import replace
 from pathlib import Path
 
+import keras
 import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
@@ -29,14 +34,31 @@ from model_training.export import validation_probabilities  # noqa: E402
 from model_training.model import build_model  # noqa: E402
 
 
-def predict(run: Path, limit: int | None) -> tuple[str, Recipe, list[Face], np.ndarray]:
-    """(label, recipe, validation faces, raw probabilities) of one run: a run folder (its best
-    weights) or one weights file in it (e.g. stage-NAME.weights.h5)."""
+def locate(run: Path) -> tuple[Path, Path, str]:
+    """(run folder, weights file, label) of a run folder (its best weights) or of one weights file
+    in it (e.g. stage-NAME.weights.h5)."""
     run_dir, weights = (run.parent, run) if run.is_file() else (run, run / "best.weights.h5")
-    recipe = load_recipe(run_dir / "config.json")
-    model = build_model(recipe, weights="none")
-    model.load_weights(weights)
     label = run_dir.name if weights.name == "best.weights.h5" else f"{run_dir.name}/{weights.stem}"
+    return run_dir, weights, label
+
+
+def average_weights(model: keras.Model, files: list[Path]) -> None:
+    """Give `model` the mean of the weights in `files` (one architecture)."""
+    loaded = []
+    for path in files:
+        model.load_weights(path)
+        loaded.append(model.get_weights())
+    model.set_weights([np.mean(ws, axis=0).astype(ws[0].dtype) for ws in zip(*loaded, strict=True)])
+
+
+def predict(runs: list[Path], limit: int | None) -> tuple[str, Recipe, list[Face], np.ndarray]:
+    """(label, recipe, validation faces, raw probabilities) of one run, or of the soup of several
+    (their mean weights, with the first run's recipe)."""
+    located = [locate(run) for run in runs]
+    recipe = load_recipe(located[0][0] / "config.json")
+    model = build_model(recipe, weights="none")
+    average_weights(model, [weights for _, weights, _ in located])
+    label = located[0][2] if len(located) == 1 else "soup of " + " + ".join(label for *_, label in located)
     return label, recipe, *validation_probabilities(model, recipe, limit)
 
 
@@ -75,13 +97,14 @@ def main() -> None:
     parser.add_argument("--limit", type=int, help="validation faces (default: all)")
     parser.add_argument("--json", type=Path, help="also write every metric here")
     parser.add_argument("--ensemble", action="store_true", help="also score the mean of the runs' distributions")
+    parser.add_argument("--soup", action="store_true", help="also score the model of the runs' mean weights")
     parser.add_argument(
         "--smooth", type=float, nargs=2, action="append", metavar=("SIGMA", "PER_YEAR"),
         help="also score each run with this output smoothing (repeatable; recipe keys smooth_sigma*)",
     )  # fmt: skip
     args = parser.parse_args()
     variants = [None, *(tuple(s) for s in args.smooth or [])]
-    predictions = [predict(run, args.limit) for run in args.runs]
+    predictions = [predict([run], args.limit) for run in args.runs]
     results = [m for p in predictions for m in score(*p, variants)]
     if args.ensemble:  # the mean of the runs' raw distributions, scored with the first run's recipe
         _, recipe, faces, _ = predictions[0]
@@ -89,6 +112,8 @@ def main() -> None:
             parser.error("--ensemble needs runs on the same validation faces")
         label = "ensemble of " + " + ".join(p[0] for p in predictions)
         results += score(label, recipe, faces, np.mean([p[3] for p in predictions], axis=0), variants)
+    if args.soup:
+        results += score(*predict(args.runs, args.limit), variants)
     print(
         "| run | MAE | CS@5 | single mode | modes | "
         + " | ".join(f"30–69 signed: {e}" for e in ETHNICITIES)

@@ -12,17 +12,39 @@ from tests.conftest import REPO
 def test_compare_runs_scores_a_run_a_stage_and_their_ensemble(tiny_run, tmp_path):
     out = tmp_path / "compare.json"
     stage = tiny_run / "stage-finetune.weights.h5"  # the run's best as the last stage ended
-    command = [sys.executable, "scripts/compare_runs.py", str(tiny_run), str(stage), "--limit", "24", "--ensemble"]
+    command = [sys.executable, "scripts/compare_runs.py", str(tiny_run), str(stage), "--limit", "24"]
+    command += ["--ensemble", "--soup"]
     result = subprocess.run([*command, "--json", str(out)], cwd=REPO, capture_output=True, text=True, timeout=600)
     assert result.returncode == 0, result.stderr[-2000:]
     rows = [line for line in result.stdout.splitlines() if line.startswith("| ") and "MAE" not in line]
-    assert len(rows) == 3, result.stdout
+    assert len(rows) == 4, result.stdout
     results = json.loads(out.read_text())
     assert [r["run"] for r in results] == [
         "tiny",
         "tiny/stage-finetune.weights",
         "ensemble of tiny + tiny/stage-finetune.weights",
+        "soup of tiny + tiny/stage-finetune.weights",
     ]
-    run, same_weights, ensemble = results
-    assert 0 < run["mae"] < 100 and run["mae"] == same_weights["mae"] == ensemble["mae"]
+    run, same_weights, ensemble, soup = results
+    assert 0 < run["mae"] < 100 and run["mae"] == same_weights["mae"] == ensemble["mae"] == soup["mae"]
     assert set(run["groups"]) == {"ethnicity", "gender"}
+
+
+def test_a_soup_is_the_mean_of_the_weights(tiny_recipe, tmp_path):
+    import keras
+    import numpy as np
+
+    from model_training.model import build_model
+    from scripts.compare_runs import average_weights
+
+    files, weights = [], []
+    for seed in (1, 2):
+        keras.utils.set_random_seed(seed)
+        model = build_model(tiny_recipe, weights="none")
+        files.append(tmp_path / f"{seed}.weights.h5")
+        model.save_weights(files[-1])
+        weights.append(model.get_weights())
+    average_weights(model, files)
+    kernel = next(i for i, w in enumerate(weights[0]) if w.ndim == 2)  # the head's dense kernel
+    assert not np.allclose(weights[0][kernel], weights[1][kernel])
+    np.testing.assert_allclose(model.get_weights()[kernel], (weights[0][kernel] + weights[1][kernel]) / 2, rtol=1e-6)
