@@ -62,6 +62,9 @@ class Recipe:
     ldl_sigma: float = 2.0
     ldl_sigma_per_year: float = 0.0
     l1_weight: float = 0.0  # weight of an L1 loss on the expected age (DLDL-v2); 0: none
+    # weight of a term on the mean signed error of each ethnicity's adults (30–69) in a batch,
+    # squared (see losses.L1WithGroupBias); 0: none
+    group_bias_weight: float = 0.0
     # "plain": every training face once per epoch; "balanced": faces drawn so that the ethnicity ×
     # age-band cells are seen about equally often, no face more than balance_cap times as often as
     # plain; "balanced_gender": the same over ethnicity × gender × age band (see BALANCED_BY)
@@ -110,6 +113,8 @@ def _build(data: dict) -> Recipe:
     recipe = Recipe(**data, augment=Augment(**augment), stages=stages)
     if recipe.loss not in {"ce", "ldl"}:
         raise ValueError(f"loss must be 'ce' or 'ldl', not {recipe.loss!r}")
+    if recipe.l1_weight < 0 or recipe.group_bias_weight < 0:
+        raise ValueError("l1_weight and group_bias_weight must not be negative")
     if recipe.sampling not in SAMPLINGS:
         raise ValueError(f"sampling must be one of {SAMPLINGS}, not {recipe.sampling!r}")
     for stage in recipe.stages:

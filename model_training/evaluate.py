@@ -8,12 +8,10 @@ from pathlib import Path
 import numpy as np
 
 from model_training.crop import crop_whole, read_rgb
-from model_training.dataset import BANDS, Face, file_sha256, read_manifest
+from model_training.dataset import ADULTS, BANDS, Face, file_sha256, read_manifest
 from model_training.distribution import INTERVAL_MASS, count_modes, expected_ages, summarize
 from model_training.model_dir import CARD, AgeModel
 from model_training.plots import plot_bands, plot_calibration, plot_groups, plot_predictions
-
-ADULTS = (30, 69)  # the ages where a bias by ethnicity was found (issue: Model 2.0)
 
 
 def _group(err: np.ndarray, inside: np.ndarray, mask: np.ndarray) -> dict:

@@ -15,7 +15,7 @@ import tensorflow as tf
 
 from model_training.config import BALANCED_BY, Augment, Recipe
 from model_training.crop import crop_square, crop_whole, read_rgb
-from model_training.dataset import BANDS, Face
+from model_training.dataset import ADULTS, BANDS, ETHNICITIES, Face
 
 AUTOTUNE = tf.data.AUTOTUNE
 
@@ -80,6 +80,13 @@ def balanced_weights(faces: list[Face], cap: float, by: tuple[str, ...] = ("ethn
     return ratio / ratio.sum()
 
 
+def adult_groups(faces: list[Face]) -> np.ndarray:
+    """Each face's ethnicity as an index into ETHNICITIES if it is an adult (ADULTS), else -1: what
+    the loss's group term (losses.L1WithGroupBias) averages over."""
+    adult = [ADULTS[0] <= f.age <= ADULTS[1] and f.ethnicity in ETHNICITIES for f in faces]
+    return np.array([ETHNICITIES.index(f.ethnicity) if a else -1 for f, a in zip(faces, adult, strict=True)], "int32")
+
+
 def make_dataset(
     faces: list[Face],
     data_root: Path,
@@ -88,6 +95,7 @@ def make_dataset(
     batch_size: int | None = None,
 ) -> tf.data.Dataset:
     """Batches of (float32 RGB 0..255 images, {"probabilities": target distribution, "expected_age": age}).
+    With the recipe's group_bias_weight the "expected_age" target is (age, adult_groups code).
 
     Training batches follow the recipe's sampling: shuffled once per epoch ("plain"), or drawn with
     replacement by `balanced_weights` (the "balanced" ones, as many draws per epoch as there are faces).
@@ -95,19 +103,20 @@ def make_dataset(
     size, augment = recipe.input_size, recipe.augment if training else None
     ages = np.clip([f.age for f in faces], recipe.min_age, recipe.max_age)
     paths = [str(Path(data_root) / f.path) for f in faces]
-    ds = tf.data.Dataset.from_tensor_slices((paths, ages.astype("int32")))
+    groups = adult_groups(faces)
+    ds = tf.data.Dataset.from_tensor_slices((paths, ages.astype("int32"), groups))
     if training and recipe.sampling in BALANCED_BY:
         weights = balanced_weights(faces, recipe.balance_cap, BALANCED_BY[recipe.sampling])
         logits = tf.constant(np.log(weights)[None], tf.float32)
-        all_paths, all_ages = tf.constant(paths), tf.constant(ages.astype("int32"))
+        all_paths, all_ages, all_groups = tf.constant(paths), tf.constant(ages.astype("int32")), tf.constant(groups)
         ds = tf.data.Dataset.range(len(faces)).map(
-            lambda _: (lambda i: (all_paths[i], all_ages[i]))(tf.random.categorical(logits, 1)[0, 0])
+            lambda _: (lambda i: (all_paths[i], all_ages[i], all_groups[i]))(tf.random.categorical(logits, 1)[0, 0])
         )
     elif training:
         ds = ds.shuffle(len(faces), seed=recipe.seed, reshuffle_each_iteration=True)
     targets = tf.constant(label_distributions(recipe))
 
-    def load(path, age):
+    def load(path, age, group):
         seed = tf.random.uniform([], 0, 2**31 - 1, dtype=tf.int64)
         image = tf.numpy_function(
             lambda p, s: _load(p, size, int(s), augment), [path, seed], tf.uint8, stateful=training
@@ -122,7 +131,10 @@ def make_dataset(
             if augment.contrast > 0:
                 image = tf.image.random_contrast(image, 1 - augment.contrast, 1 + augment.contrast)
             image = tf.clip_by_value(image, 0.0, 255.0)
-        target = {"probabilities": targets[age - recipe.min_age], "expected_age": tf.cast(age, tf.float32)}
+        expected = tf.cast(age, tf.float32)
+        if recipe.group_bias_weight > 0:
+            expected = tf.stack([expected, tf.cast(group, tf.float32)])
+        target = {"probabilities": targets[age - recipe.min_age], "expected_age": expected}
         return image, target
 
     ds = ds.map(load, num_parallel_calls=AUTOTUNE, deterministic=not training)

@@ -28,6 +28,7 @@ import tensorflow as tf
 
 from model_training.config import Recipe, Stage, load_recipe
 from model_training.dataset import read_manifest
+from model_training.losses import L1WithGroupBias, age_mae
 from model_training.model import build_model, set_trainable, warm_start
 from model_training.pipeline import make_dataset
 from model_training.plots import plot_history
@@ -97,17 +98,22 @@ def _sample(items: list, n: int | None, seed: int) -> list:
 
 def _compile(model: keras.Model, stage: Stage, recipe: Recipe) -> None:
     """Cross-entropy against the target distribution (one-hot or Gaussian, see pipeline), plus the
-    L1 on the expected age when the recipe weights it."""
+    L1 on the expected age when the recipe weights it, and the group term (losses) when it asks."""
     loss = {"probabilities": keras.losses.CategoricalCrossentropy()}
     weights = {"probabilities": 1.0}
-    if recipe.l1_weight > 0:
+    mae = keras.metrics.MeanAbsoluteError(name="mae")
+    if recipe.group_bias_weight > 0:  # the "expected_age" target carries each face's group too
+        loss["expected_age"] = L1WithGroupBias(recipe.l1_weight, recipe.group_bias_weight)
+        weights["expected_age"] = 1.0
+        mae = keras.metrics.MeanMetricWrapper(age_mae, name="mae")
+    elif recipe.l1_weight > 0:
         loss["expected_age"] = keras.losses.MeanAbsoluteError()
         weights["expected_age"] = recipe.l1_weight
     model.compile(
         optimizer=keras.optimizers.Adam(stage.learning_rate),
         loss=loss,
         loss_weights=weights,
-        metrics={"expected_age": [keras.metrics.MeanAbsoluteError(name="mae")]},
+        metrics={"expected_age": [mae]},
     )
 
 

@@ -240,6 +240,12 @@ def test_recipe_options_are_checked_and_a_base_recipe_is_extended(tmp_path):
     )
     with pytest.raises(ValueError, match="stage a: sampling must be"):
         load_recipe(bad)
+    bad.write_text(
+        'base = "mobilenet_v2"\ngroup_bias_weight = -1\n[[stages]]\nname="a"\ntrain="all"\nepochs=1\n'
+        "learning_rate=1e-5\n"
+    )
+    with pytest.raises(ValueError, match="must not be negative"):
+        load_recipe(bad)
 
 
 def test_warm_start_from_a_model_directory_reproduces_its_answers(tiny_recipe, tiny_model_dir, utkface_dir):
@@ -256,12 +262,16 @@ def test_warm_start_from_a_model_directory_reproduces_its_answers(tiny_recipe, t
     np.testing.assert_allclose(got["probabilities"], want, atol=1e-5)
 
 
-def test_training_with_label_distributions_balanced_sampling_and_l1(tiny_recipe, tiny_model_dir, tmp_path):
+@pytest.mark.parametrize("group_bias_weight", [0.0, 0.1])
+def test_training_with_label_distributions_balanced_sampling_and_l1(
+    tiny_recipe, tiny_model_dir, tmp_path, group_bias_weight
+):
     recipe = replace(
         tiny_recipe,
         loss="ldl",
         ldl_sigma_per_year=0.05,
         l1_weight=0.1,
+        group_bias_weight=group_bias_weight,
         sampling="balanced",
         warm_start=str(tiny_model_dir),
         stages=(Stage("finetune", "all", 1, 1e-5, 1),),
