@@ -13,7 +13,6 @@ from keras import ops
 from model_training.dataset import ETHNICITIES
 
 
-@keras.saving.register_keras_serializable(package="dex")
 class L1WithGroupBias(keras.losses.Loss):
     """l1_weight · |expected − age| per face, plus group_weight · Σ_g (n_g / batch) · e_g², where e_g
     is the mean signed error of the batch's adults of ethnicity g (n_g of them). y_true is
@@ -31,9 +30,6 @@ class L1WithGroupBias(keras.losses.Loss):
         mean = ops.sum(member * ops.expand_dims(err, 1), axis=0) / ops.maximum(count, 1.0)
         penalty = ops.sum(count * mean**2) / ops.cast(ops.shape(err)[0], err.dtype)
         return self.l1_weight * ops.abs(err) + self.group_weight * penalty  # its batch mean: weighted L1 + term
-
-    def get_config(self) -> dict:
-        return {**super().get_config(), "l1_weight": self.l1_weight, "group_weight": self.group_weight}
 
 
 def age_mae(y_true, y_pred):
