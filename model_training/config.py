@@ -19,17 +19,31 @@ BALANCED_BY = {"balanced": ("ethnicity",), "balanced_gender": ("ethnicity", "gen
 SAMPLINGS = ("plain", *BALANCED_BY)
 
 
+# what a stage trains. "head": the Dense head, backbone frozen; "all": the whole network (batch norm
+# stays frozen); "head_refit": the head alone, refitted in full-batch steps (one per epoch) on the
+# pooled features of every training chip and its mirror image, computed once; "soup": no training,
+# the mean of the weights the stages named in `soup` ended with (a model soup)
+TRAINS = ("head", "all", "head_refit", "soup")
+
+
 @dataclass(frozen=True)
 class Stage:
     name: str
-    train: str  # "head": backbone frozen; "all": the whole network (batch norm stays frozen)
-    epochs: int
-    learning_rate: float
+    train: str  # one of TRAINS
+    epochs: int = 1
+    learning_rate: float = 1e-3
     patience: int = 3
     sampling: str = ""  # "" keeps the recipe's; one of SAMPLINGS for this stage alone
     # the run's best weights restart with this stage, even at a higher validation MAE: for a stage
     # that trades some MAE for another goal (balanced exposure against the age bias by group)
     restart_best: bool = False
+    group_bias_weight: float | None = None  # None keeps the recipe's
+    soup: tuple[str, ...] = ()  # train = "soup": the earlier stages whose weights are averaged
+
+    @property
+    def restarts_best(self) -> bool:
+        """A head refit and a soup always give the run its best weights: their MAE is not the point."""
+        return self.restart_best or self.train in ("head_refit", "soup")
 
 
 @dataclass(frozen=True)
@@ -105,7 +119,7 @@ def _build(data: dict) -> Recipe:
     augment = dict(data.pop("augment", {}))
     if "crop_scale" in augment:
         augment["crop_scale"] = tuple(augment["crop_scale"])
-    stages = tuple(Stage(**s) for s in data.pop("stages", []))
+    stages = tuple(Stage(**{**s, "soup": tuple(s.get("soup", ()))}) for s in data.pop("stages", []))
     known = {f.name for f in fields(Recipe)}
     unknown = set(data) - known
     if unknown:
@@ -117,11 +131,18 @@ def _build(data: dict) -> Recipe:
         raise ValueError("l1_weight and group_bias_weight must not be negative")
     if recipe.sampling not in SAMPLINGS:
         raise ValueError(f"sampling must be one of {SAMPLINGS}, not {recipe.sampling!r}")
-    for stage in recipe.stages:
-        if stage.train not in {"head", "all"}:
-            raise ValueError(f"stage {stage.name}: train must be 'head' or 'all', not {stage.train!r}")
+    for i, stage in enumerate(recipe.stages):
+        if stage.train not in TRAINS:
+            raise ValueError(f"stage {stage.name}: train must be one of {TRAINS}, not {stage.train!r}")
         if stage.sampling not in ("", *SAMPLINGS):
             raise ValueError(f"stage {stage.name}: sampling must be one of {SAMPLINGS}, not {stage.sampling!r}")
+        if (stage.group_bias_weight or 0) < 0:
+            raise ValueError(f"stage {stage.name}: group_bias_weight must not be negative")
+        if stage.train == "head_refit" and (stage.sampling or recipe.sampling) != "plain":
+            raise ValueError(f"stage {stage.name}: a head refit fits every face once; its sampling must be plain")
+        earlier = {s.name for s in recipe.stages[:i]}
+        if (stage.train == "soup") != bool(stage.soup) or not set(stage.soup) <= earlier:
+            raise ValueError(f"stage {stage.name}: a soup stage, and only one, names earlier stages in `soup`")
     return recipe
 
 

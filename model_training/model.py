@@ -141,6 +141,15 @@ def build_model(recipe: Recipe, weights: str | None = None) -> keras.Model:
     return keras.Model(image, {"probabilities": probabilities, "expected_age": expected_age}, name=recipe.name)
 
 
+def average_weights(model: keras.Model, files: list[Path]) -> None:
+    """Give `model` the mean of the weights in `files` (one architecture): a model soup."""
+    loaded = []
+    for path in files:
+        model.load_weights(path)
+        loaded.append(model.get_weights())
+    model.set_weights([np.mean(ws, axis=0).astype(ws[0].dtype) for ws in zip(*loaded, strict=True)])
+
+
 def set_trainable(model: keras.Model, part: str) -> None:
     """Freeze the backbone ("head") or unfreeze it ("all") with every BatchNormalization frozen.
 

@@ -87,6 +87,17 @@ def adult_groups(faces: list[Face]) -> np.ndarray:
     return np.array([ETHNICITIES.index(f.ethnicity) if a else -1 for f, a in zip(faces, adult, strict=True)], "int32")
 
 
+def targets(faces: list[Face], recipe: Recipe) -> dict[str, np.ndarray]:
+    """Each face's training targets: "probabilities", the target distribution of its age (see
+    label_distributions), and "expected_age", its age; with the recipe's group_bias_weight,
+    (age, adult_groups code), which losses.L1WithGroupBias reads."""
+    ages = np.clip([f.age for f in faces], recipe.min_age, recipe.max_age).astype("int64")
+    expected = ages.astype("float32")
+    if recipe.group_bias_weight > 0:
+        expected = np.stack([expected, adult_groups(faces).astype("float32")], axis=1)
+    return {"probabilities": label_distributions(recipe)[ages - recipe.min_age], "expected_age": expected}
+
+
 def make_dataset(
     faces: list[Face],
     data_root: Path,
@@ -94,32 +105,27 @@ def make_dataset(
     training: bool,
     batch_size: int | None = None,
 ) -> tf.data.Dataset:
-    """Batches of (float32 RGB 0..255 images, {"probabilities": target distribution, "expected_age": age}).
-    With the recipe's group_bias_weight the "expected_age" target is (age, adult_groups code).
+    """Batches of (float32 RGB 0..255 images, `targets`).
 
     Training batches follow the recipe's sampling: shuffled once per epoch ("plain"), or drawn with
     replacement by `balanced_weights` (the "balanced" ones, as many draws per epoch as there are faces).
     """
     size, augment = recipe.input_size, recipe.augment if training else None
-    ages = np.clip([f.age for f in faces], recipe.min_age, recipe.max_age)
-    paths = [str(Path(data_root) / f.path) for f in faces]
-    groups = adult_groups(faces)
-    ds = tf.data.Dataset.from_tensor_slices((paths, ages.astype("int32"), groups))
+    paths = tf.constant([str(Path(data_root) / f.path) for f in faces])
+    target = {name: tf.constant(values) for name, values in targets(faces, recipe).items()}
     if training and recipe.sampling in BALANCED_BY:
         weights = balanced_weights(faces, recipe.balance_cap, BALANCED_BY[recipe.sampling])
         logits = tf.constant(np.log(weights)[None], tf.float32)
-        all_paths, all_ages, all_groups = tf.constant(paths), tf.constant(ages.astype("int32")), tf.constant(groups)
-        ds = tf.data.Dataset.range(len(faces)).map(
-            lambda _: (lambda i: (all_paths[i], all_ages[i], all_groups[i]))(tf.random.categorical(logits, 1)[0, 0])
-        )
-    elif training:
-        ds = ds.shuffle(len(faces), seed=recipe.seed, reshuffle_each_iteration=True)
-    targets = tf.constant(label_distributions(recipe))
+        ds = tf.data.Dataset.range(len(faces)).map(lambda _: tf.random.categorical(logits, 1)[0, 0])
+    else:
+        ds = tf.data.Dataset.range(len(faces))
+        if training:
+            ds = ds.shuffle(len(faces), seed=recipe.seed, reshuffle_each_iteration=True)
 
-    def load(path, age, group):
+    def load(i):
         seed = tf.random.uniform([], 0, 2**31 - 1, dtype=tf.int64)
         image = tf.numpy_function(
-            lambda p, s: _load(p, size, int(s), augment), [path, seed], tf.uint8, stateful=training
+            lambda p, s: _load(p, size, int(s), augment), [paths[i], seed], tf.uint8, stateful=training
         )
         image = tf.cast(tf.ensure_shape(image, (size, size, 3)), tf.float32)
         if augment is not None:
@@ -131,11 +137,7 @@ def make_dataset(
             if augment.contrast > 0:
                 image = tf.image.random_contrast(image, 1 - augment.contrast, 1 + augment.contrast)
             image = tf.clip_by_value(image, 0.0, 255.0)
-        expected = tf.cast(age, tf.float32)
-        if recipe.group_bias_weight > 0:
-            expected = tf.stack([expected, tf.cast(group, tf.float32)])
-        target = {"probabilities": targets[age - recipe.min_age], "expected_age": expected}
-        return image, target
+        return image, {name: values[i] for name, values in target.items()}
 
     ds = ds.map(load, num_parallel_calls=AUTOTUNE, deterministic=not training)
     return ds.batch(batch_size or recipe.batch_size).prefetch(AUTOTUNE)

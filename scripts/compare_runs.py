@@ -21,7 +21,6 @@ import sys
 from dataclasses import replace
 from pathlib import Path
 
-import keras
 import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
@@ -31,7 +30,7 @@ from model_training.dataset import ETHNICITIES, Face  # noqa: E402
 from model_training.distribution import calibrated, fit_temperature  # noqa: E402
 from model_training.evaluate import compute_metrics  # noqa: E402
 from model_training.export import validation_probabilities  # noqa: E402
-from model_training.model import build_model  # noqa: E402
+from model_training.model import average_weights, build_model  # noqa: E402
 
 
 def locate(run: Path) -> tuple[Path, Path, str]:
@@ -40,15 +39,6 @@ def locate(run: Path) -> tuple[Path, Path, str]:
     run_dir, weights = (run.parent, run) if run.is_file() else (run, run / "best.weights.h5")
     label = run_dir.name if weights.name == "best.weights.h5" else f"{run_dir.name}/{weights.stem}"
     return run_dir, weights, label
-
-
-def average_weights(model: keras.Model, files: list[Path]) -> None:
-    """Give `model` the mean of the weights in `files` (one architecture)."""
-    loaded = []
-    for path in files:
-        model.load_weights(path)
-        loaded.append(model.get_weights())
-    model.set_weights([np.mean(ws, axis=0).astype(ws[0].dtype) for ws in zip(*loaded, strict=True)])
 
 
 def predict(runs: list[Path], limit: int | None) -> tuple[str, Recipe, list[Face], np.ndarray]:

@@ -246,6 +246,13 @@ def test_recipe_options_are_checked_and_a_base_recipe_is_extended(tmp_path):
     )
     with pytest.raises(ValueError, match="must not be negative"):
         load_recipe(bad)
+    stages = '[[stages]]\nname="a"\ntrain="all"\n[[stages]]\nname="s"\ntrain="soup"\nsoup=["a", "b"]\n'
+    bad.write_text('base = "mobilenet_v2"\n' + stages)
+    with pytest.raises(ValueError, match="stage s: a soup stage, and only one, names earlier stages"):
+        load_recipe(bad)
+    bad.write_text('base = "mobilenet_v2"\nsampling = "balanced"\n[[stages]]\nname="h"\ntrain="head_refit"\n')
+    with pytest.raises(ValueError, match="stage h: a head refit fits every face once"):
+        load_recipe(bad)
 
 
 def test_warm_start_from_a_model_directory_reproduces_its_answers(tiny_recipe, tiny_model_dir, utkface_dir):
@@ -310,6 +317,70 @@ def test_a_stage_can_change_the_sampling_and_restart_the_best_weights(tiny_recip
     )
     assert all(np.array_equal(a, b) for a, b in zip(best, balance, strict=True))
     assert not all(np.array_equal(a, b) for a, b in zip(best, finetune, strict=True))
+
+
+def test_a_soup_stage_averages_earlier_stages_and_a_head_refit_changes_only_the_head(
+    tiny_recipe, tiny_model_dir, tmp_path
+):
+    from model_training.model import build_model
+
+    recipe = replace(
+        tiny_recipe,
+        warm_start=str(tiny_model_dir),
+        stages=(
+            Stage("a", "all", 1, 1e-5, 1, restart_best=True),
+            Stage("b", "all", 1, 1e-4, 1, restart_best=True),
+            Stage("soup", "soup", soup=("a", "b")),
+            Stage("fair", "head_refit", 5, 1e-3, group_bias_weight=1.0),
+        ),
+    )
+    train(recipe, tmp_path, limit=32, log=lambda m: None)
+    rows = list(csv.DictReader((tmp_path / "history.csv").open()))
+    assert [(r["stage"], r["epoch"]) for r in rows] == [("a", "1"), ("b", "1"), ("soup", "1"), ("fair", "5")]
+    assert all(0 < float(r[MONITOR]) < 100 for r in rows)
+    assert best_epoch(rows, recipe)["stage"] == "fair"  # whatever its MAE: it is what the run made
+
+    def weights(name: str) -> tuple[list[np.ndarray], list[np.ndarray]]:
+        model = build_model(recipe, weights="none")
+        model.load_weights(tmp_path / f"{name}.weights.h5")
+        return model.get_layer("backbone").get_weights(), model.get_layer("probabilities").get_weights()
+
+    (a_backbone, a_head), (b_backbone, b_head) = weights("stage-a"), weights("stage-b")
+    soup_backbone, soup_head = weights("stage-soup")
+    for got, x, y in zip(soup_backbone + soup_head, a_backbone + a_head, b_backbone + b_head, strict=True):
+        np.testing.assert_allclose(got, (x + y) / 2, rtol=1e-6, atol=1e-7)
+    fair_backbone, fair_head = weights("best")
+    assert all(np.array_equal(x, y) for x, y in zip(fair_backbone, soup_backbone, strict=True))
+    assert not np.allclose(fair_head[0], soup_head[0])
+
+
+def test_head_refit_group_term_lowers_the_bias_of_each_groups_adults(tiny_recipe, tiny_model_dir):
+    """Over all the training adults of each ethnicity, not a batch's few (train.refit_head)."""
+    from model_training.model import build_model, warm_start
+    from model_training.pipeline import adult_groups
+    from model_training.train import pooled_features, refit_head
+
+    adults = [f for f in read_manifest(MANIFEST, "train") if 30 <= f.age <= 69]
+    faces = [f for e in ("White", "Black", "Asian", "Indian") for f in [f for f in adults if f.ethnicity == e][:12]]
+    groups = adult_groups(faces)
+    assert sorted(set(groups.tolist())) == [0, 1, 2, 3]
+    model = build_model(tiny_recipe, weights="none")
+    warm_start(model, tiny_model_dir)
+    start = model.get_weights()
+    features = pooled_features(model, faces, tiny_recipe)
+
+    def group_penalty(group_bias_weight: float) -> float:
+        model.set_weights(start)
+        # a few small steps: on 96 chips the head soon fits every age, with or without the term
+        stage = Stage("fair", "head_refit", 3, 1e-4, group_bias_weight=group_bias_weight)
+        refit_head(model, stage, replace(tiny_recipe, group_bias_weight=group_bias_weight), faces)
+        weight, bias = model.get_layer("probabilities").get_weights()
+        logits = features @ weight + bias
+        p = np.exp(logits - logits.max(axis=1, keepdims=True))
+        error = (p / p.sum(axis=1, keepdims=True)) @ np.array(tiny_recipe.ages) - [f.age for f in faces]
+        return sum((groups == g).mean() * error[groups == g].mean() ** 2 for g in set(groups.tolist()) - {-1})
+
+    assert group_penalty(1000.0) < 0.5 * group_penalty(0.0)
 
 
 def test_flip_averages_the_crop_and_its_mirror(tiny_model_dir, utkface_dir):
