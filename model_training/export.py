@@ -130,9 +130,9 @@ def export(
     write_saved_model(model, out_dir / SAVED_MODEL, recipe.input_size)
     write_onnx(model, out_dir / ONNX, recipe.input_size)
     (out_dir / TRAINING).mkdir()
-    for name in RUN_RECORD:
-        if (run_dir / name).exists():
-            shutil.copyfile(run_dir / name, out_dir / TRAINING / name)
+    for record in RUN_RECORD:
+        if (run_dir / record).exists():
+            shutil.copyfile(run_dir / record, out_dir / TRAINING / record)
 
     history = read_history(run_dir)
     best = best_epoch(history, recipe)

@@ -87,6 +87,7 @@ def test_a_resumed_run_does_not_replay_the_random_draws_of_its_first_epochs(tiny
 
 def test_export_writes_the_contract(tiny_model_dir):
     card = json.loads((tiny_model_dir / "model.json").read_text())
+    assert card["name"] == "tiny" and card["version"] == "0.0.0-test"  # the recipe's name, unless --name
     assert card["input_size"] == 64 and card["ages"] == list(range(101))
     assert card["backbone"] == "mobilenet_v2"
     assert set(card["crops"]) == {"dnn", "haar"}
