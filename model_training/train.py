@@ -223,42 +223,39 @@ def train(
             epochs, learning_rate = (stage.epochs, stage.learning_rate) if stage.train == "head_refit" else (1, "")
             append_history(run_dir, stage.name, epochs, learning_rate, logs, time.monotonic() - start)
             model.save_weights(best)
-            shutil.copyfile(best, run_dir / f"stage-{stage.name}.weights.h5")
-            state["completed"].append(stage.name)
-            state_path.write_text(json.dumps(state, indent=2))
-            continue
-        with strategy.scope():
-            set_trainable(model, stage.train)
-            _compile(model, stage, stage_recipe)
-        key = (stage_recipe.sampling, group_bias_weight > 0)  # what shapes a training set
-        if key not in train_sets:
-            train_sets[key] = make_dataset(train_faces, Path(recipe.data_root), stage_recipe, training=True)
-        history = read_history(run_dir)
-        fresh = stage.restarts_best and not any(r["stage"] == stage.name for r in history)
-        chosen = None if fresh else best_epoch(history, recipe)  # the score a new best must beat
-        callbacks = [
-            keras.callbacks.BackupAndRestore(str(run_dir / "backup" / stage.name)),
-            keras.callbacks.ModelCheckpoint(
-                str(best),
-                monitor=MONITOR,
-                mode="min",
-                save_best_only=True,
-                save_weights_only=True,
-                initial_value_threshold=float(chosen[MONITOR]) if chosen else None,
-            ),
-            keras.callbacks.EarlyStopping(monitor=MONITOR, mode="min", patience=stage.patience),
-            HistoryLogger(run_dir, stage.name),
-        ]
-        # BackupAndRestore leaves the restored epoch on the model, and fit() starts from it; the next
-        # stage must start from its own epoch 0 (or its own backup)
-        model._initial_epoch = None
-        model.fit(
-            train_sets[key],
-            validation_data=val_ds,
-            epochs=stage.epochs,
-            callbacks=callbacks + list(extra_callbacks),
-            verbose=verbose,
-        )
+        else:
+            with strategy.scope():
+                set_trainable(model, stage.train)
+                _compile(model, stage, stage_recipe)
+            key = (stage_recipe.sampling, group_bias_weight > 0)  # what shapes a training set
+            if key not in train_sets:
+                train_sets[key] = make_dataset(train_faces, Path(recipe.data_root), stage_recipe, training=True)
+            history = read_history(run_dir)
+            fresh = stage.restarts_best and not any(r["stage"] == stage.name for r in history)
+            chosen = None if fresh else best_epoch(history, recipe)  # the score a new best must beat
+            callbacks = [
+                keras.callbacks.BackupAndRestore(str(run_dir / "backup" / stage.name)),
+                keras.callbacks.ModelCheckpoint(
+                    str(best),
+                    monitor=MONITOR,
+                    mode="min",
+                    save_best_only=True,
+                    save_weights_only=True,
+                    initial_value_threshold=float(chosen[MONITOR]) if chosen else None,
+                ),
+                keras.callbacks.EarlyStopping(monitor=MONITOR, mode="min", patience=stage.patience),
+                HistoryLogger(run_dir, stage.name),
+            ]
+            # BackupAndRestore leaves the restored epoch on the model, and fit() starts from it; the next
+            # stage must start from its own epoch 0 (or its own backup)
+            model._initial_epoch = None
+            model.fit(
+                train_sets[key],
+                validation_data=val_ds,
+                epochs=stage.epochs,
+                callbacks=callbacks + list(extra_callbacks),
+                verbose=verbose,
+            )
         if best.exists():
             model.load_weights(best)
             shutil.copyfile(best, run_dir / f"stage-{stage.name}.weights.h5")
