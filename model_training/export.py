@@ -18,7 +18,7 @@ from model_training.evaluate import load_chips
 from model_training.model import build_model, with_temperature
 from model_training.model_dir import CARD, ONNX, RUN_RECORD, SAVED_MODEL, TRAINING, AgeModel, read_card
 from model_training.pipeline import make_dataset
-from model_training.train import MONITOR, best_epoch, read_history
+from model_training.train import BEST, MONITOR, best_epoch, read_history
 
 PARITY_TOLERANCE = 1e-5  # on probabilities; relative on the expected age
 
@@ -119,7 +119,7 @@ def export(
     validation split, write MODEL_DIR, verify it, and return the card."""
     recipe = load_recipe(run_dir / "config.json")
     model = build_model(recipe, weights="none")
-    model.load_weights(run_dir / "best.weights.h5")
+    model.load_weights(run_dir / BEST)
     calibration = calibrate_temperature(model, recipe, calibration_faces)
     log(f"temperature {calibration['temperature']} on {calibration['faces']} validation faces")
     model = with_temperature(model, calibration["temperature"], recipe.ages, recipe.smoothing_kernel())

@@ -36,6 +36,7 @@ from model_training.pipeline import make_dataset, targets
 from model_training.plots import plot_history
 
 MONITOR = "val_expected_age_mae"
+BEST = "best.weights.h5"  # in the run folder: the weights export takes
 HISTORY_FIELDS = ("stage", "epoch", "learning_rate", "loss", "expected_age_mae", "val_loss", MONITOR, "seconds")
 
 
@@ -165,6 +166,26 @@ def validation_mae(model: keras.Model, faces: list[Face], val_ds: tf.data.Datase
     return float(np.mean(np.abs(predicted - np.clip([f.age for f in faces], recipe.min_age, recipe.max_age))))
 
 
+def _soup_or_refit(
+    model: keras.Model,
+    stage: Stage,
+    recipe: Recipe,
+    run_dir: Path,
+    train_faces: list[Face],
+    val: tuple[list[Face], tf.data.Dataset],
+) -> None:
+    """A stage without epochs over images: one history row, and its weights become the run's best."""
+    start = time.monotonic()
+    if stage.train == "soup":
+        average_weights(model, [run_dir / f"stage-{name}.weights.h5" for name in stage.soup])
+        logs, epochs, learning_rate = {}, 1, ""
+    else:
+        logs, epochs, learning_rate = refit_head(model, stage, recipe, train_faces), stage.epochs, stage.learning_rate
+    logs[MONITOR] = validation_mae(model, *val, recipe)
+    append_history(run_dir, stage.name, epochs, learning_rate, logs, time.monotonic() - start)
+    model.save_weights(run_dir / BEST)
+
+
 def train(
     recipe: Recipe,
     run_dir: Path,
@@ -174,7 +195,7 @@ def train(
 ) -> Path:
     """Run (or resume) every stage of `recipe`; returns the path of the best weights."""
     run_dir.mkdir(parents=True, exist_ok=True)
-    config_path, state_path, best = run_dir / "config.json", run_dir / "state.json", run_dir / "best.weights.h5"
+    config_path, state_path, best = run_dir / "config.json", run_dir / "state.json", run_dir / BEST
     if config_path.exists():
         recipe = load_recipe(config_path)
         log(f"resuming {run_dir} with its saved config")
@@ -213,16 +234,7 @@ def train(
         group_bias_weight = recipe.group_bias_weight if stage.group_bias_weight is None else stage.group_bias_weight
         stage_recipe = replace(recipe, sampling=stage.sampling or recipe.sampling, group_bias_weight=group_bias_weight)
         if stage.train in ("soup", "head_refit"):
-            start = time.monotonic()
-            if stage.train == "soup":
-                average_weights(model, [run_dir / f"stage-{name}.weights.h5" for name in stage.soup])
-                logs = {}
-            else:
-                logs = refit_head(model, stage, stage_recipe, train_faces)
-            logs[MONITOR] = validation_mae(model, val_faces, val_ds, recipe)
-            epochs, learning_rate = (stage.epochs, stage.learning_rate) if stage.train == "head_refit" else (1, "")
-            append_history(run_dir, stage.name, epochs, learning_rate, logs, time.monotonic() - start)
-            model.save_weights(best)
+            _soup_or_refit(model, stage, stage_recipe, run_dir, train_faces, (val_faces, val_ds))
         else:
             with strategy.scope():
                 set_trainable(model, stage.train)

@@ -31,13 +31,14 @@ from model_training.distribution import calibrated, fit_temperature  # noqa: E40
 from model_training.evaluate import compute_metrics  # noqa: E402
 from model_training.export import validation_probabilities  # noqa: E402
 from model_training.model import average_weights, build_model  # noqa: E402
+from model_training.train import BEST  # noqa: E402
 
 
 def locate(run: Path) -> tuple[Path, Path, str]:
     """(run folder, weights file, label) of a run folder (its best weights) or of one weights file
     in it (e.g. stage-NAME.weights.h5)."""
-    run_dir, weights = (run.parent, run) if run.is_file() else (run, run / "best.weights.h5")
-    label = run_dir.name if weights.name == "best.weights.h5" else f"{run_dir.name}/{weights.stem}"
+    run_dir, weights = (run.parent, run) if run.is_file() else (run, run / BEST)
+    label = run_dir.name if weights.name == BEST else f"{run_dir.name}/{weights.stem}"
     return run_dir, weights, label
 
 
