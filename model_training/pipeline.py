@@ -87,11 +87,16 @@ def adult_groups(faces: list[Face]) -> np.ndarray:
     return np.array([ETHNICITIES.index(f.ethnicity) if a else -1 for f, a in zip(faces, adult, strict=True)], "int32")
 
 
+def clipped_ages(faces: list[Face], recipe: Recipe) -> np.ndarray:
+    """Each face's age within the model's range (UTKFace's few over-100s count as 100)."""
+    return np.clip([f.age for f in faces], recipe.min_age, recipe.max_age).astype("int64")
+
+
 def targets(faces: list[Face], recipe: Recipe) -> dict[str, np.ndarray]:
     """Each face's training targets: "probabilities", the target distribution of its age (see
     label_distributions), and "expected_age", its age; with the recipe's group_bias_weight,
     (age, adult_groups code), which losses.L1WithGroupBias reads."""
-    ages = np.clip([f.age for f in faces], recipe.min_age, recipe.max_age).astype("int64")
+    ages = clipped_ages(faces, recipe)
     expected = ages.astype("float32")
     if recipe.group_bias_weight > 0:
         expected = np.stack([expected, adult_groups(faces).astype("float32")], axis=1)

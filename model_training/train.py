@@ -26,13 +26,12 @@ from pathlib import Path
 import keras
 import numpy as np
 import tensorflow as tf
-from keras import layers
 
 from model_training.config import Recipe, Stage, load_recipe
 from model_training.dataset import Face, read_manifest
 from model_training.losses import L1WithGroupBias, age_mae
-from model_training.model import ExpectedValue, average_weights, build_model, set_trainable, warm_start
-from model_training.pipeline import make_dataset, targets
+from model_training.model import average_weights, build_model, set_trainable, warm_start
+from model_training.pipeline import clipped_ages, make_dataset, targets
 from model_training.plots import plot_history
 
 MONITOR = "val_expected_age_mae"
@@ -146,24 +145,21 @@ def refit_head(model: keras.Model, stage: Stage, recipe: Recipe, faces: list[Fac
     if recipe.augment.flip:
         features = np.concatenate([features, pooled_features(model, faces, recipe, flip=True)])
         faces = faces + faces
-    inputs = keras.Input(features.shape[1:], name="features")
-    head = layers.Dense(len(recipe.ages), activation="softmax", name="probabilities")
-    probabilities = head(inputs)
-    expected_age = ExpectedValue(recipe.ages, name="expected_age")(probabilities)
+    # the model's own head layers on a features input: training this model trains `model`'s head
+    probabilities = model.get_layer("probabilities")(inputs := keras.Input(features.shape[1:], name="features"))
+    expected_age = model.get_layer("expected_age")(probabilities)
     head_model = keras.Model(inputs, {"probabilities": probabilities, "expected_age": expected_age})
-    head.set_weights(model.get_layer("probabilities").get_weights())
     _compile(head_model, stage, recipe)
     fitted = head_model.fit(
         features, targets(faces, recipe), batch_size=len(features), epochs=stage.epochs, shuffle=False, verbose=0
     )
-    model.get_layer("probabilities").set_weights(head.get_weights())
     return {k: v[-1] for k, v in fitted.history.items()}
 
 
 def validation_mae(model: keras.Model, faces: list[Face], val_ds: tf.data.Dataset, recipe: Recipe) -> float:
     """The monitored validation MAE (ages clipped to the model's range, as the targets are)."""
     predicted = model.predict(val_ds, verbose=0)["expected_age"]
-    return float(np.mean(np.abs(predicted - np.clip([f.age for f in faces], recipe.min_age, recipe.max_age))))
+    return float(np.mean(np.abs(predicted - clipped_ages(faces, recipe))))
 
 
 def _soup_or_refit(
