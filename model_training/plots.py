@@ -78,14 +78,24 @@ def plot_calibration(calibration: list[dict], path: Path) -> None:
 
 
 def plot_groups(groups: dict, path: Path) -> None:
-    """Mean signed error (predicted − true) per group and age band: bias shows as bars off zero."""
+    """Mean signed error (predicted − true) per group and age band, with its 95 % margin: bias
+    shows as bars off zero by more than their whiskers."""
     bands = list(dict.fromkeys(b for g in groups.values() for b in g["bands"]))
     fig, ax = plt.subplots(figsize=(10, 4))
     width = 0.8 / max(len(groups), 1)
     x = np.arange(len(bands))
     for i, (name, g) in enumerate(groups.items()):
-        values = [g["bands"][b]["signed"] if b in g["bands"] else np.nan for b in bands]
-        ax.bar(x + (i - (len(groups) - 1) / 2) * width, values, width, label=f"{name} (n={g['count']})")
+        cells = [g["bands"].get(b, {}) for b in bands]
+        values = [c.get("signed", np.nan) for c in cells]
+        margins = [c.get("signed_margin95") or 0.0 for c in cells]
+        ax.bar(
+            x + (i - (len(groups) - 1) / 2) * width,
+            values,
+            width,
+            yerr=margins,
+            capsize=2,
+            label=f"{name} (n={g['count']})",
+        )
     ax.axhline(0, color="black", linewidth=1)
     ax.set_xticks(x, bands)
     ax.set_xlabel("true age band")

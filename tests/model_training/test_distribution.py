@@ -82,6 +82,18 @@ def test_fairness_reports_signed_error_per_group_and_adults():
     assert a["count"] == 2 and a["mae"] == 2 and a["signed"] == -2 and a["interval_coverage"] == 0.5
     assert a["adults"]["count"] == 2 and b["adults"]["count"] == 1 and b["adults"]["signed"] == 2
     assert set(b["bands"]) == {"0-9", "50-59"}
+    # the 95 % margin of the mean: 1.96 · sample std / √n; none for a single face
+    assert a["signed_margin95"] == pytest.approx(1.96 * np.std([-3.0, -1.0], ddof=1) / np.sqrt(2))
+    assert b["adults"]["signed_margin95"] is None
+
+
+def test_a_groups_signed_margin_holds_the_true_bias_about_95_percent_of_the_time():
+    from model_training.evaluate import signed_margin
+
+    rng = np.random.default_rng(0)
+    samples = rng.normal(-1.5, 7.0, size=(2000, 120))  # 120 adults, error spread of 7 years, bias −1.5
+    held = [abs(s.mean() + 1.5) <= signed_margin(s) for s in samples]
+    assert 0.93 <= np.mean(held) <= 0.97
 
 
 def test_output_smoothing_turns_a_comb_into_one_mode_and_keeps_the_mean():
