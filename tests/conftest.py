@@ -7,12 +7,14 @@ an empty machine.
 from __future__ import annotations
 
 import os
+from collections.abc import Iterator
 from dataclasses import replace
 from pathlib import Path
 
 import pytest
 
 from model_training.config import Stage, load_recipe
+from scripts.loadgen import Service, start_service, stop, wait_ready
 
 REPO = Path(__file__).resolve().parents[1]
 DATA = Path(os.environ.get("DEX_DATA", REPO.parent / "shared" / "data"))
@@ -77,3 +79,14 @@ def tiny_model_dir(tiny_run: Path, tmp_path_factory) -> Path:
     out = tmp_path_factory.mktemp("models") / "tiny"
     export(tiny_run, out, crops, version="0.0.0-test", calibration_faces=200)
     return out
+
+
+@pytest.fixture(scope="session")
+def service(tiny_model_dir: Path, tmp_path_factory) -> Iterator[Service]:
+    """A real service: `python -m app` under uvicorn on a loopback port, serving the tiny model."""
+    svc = start_service(tiny_model_dir, tmp_path_factory.mktemp("logs") / "service.log")
+    try:
+        wait_ready(svc)
+        yield svc
+    finally:
+        stop(svc)

@@ -1,24 +1,13 @@
-"""A real service: `python -m app` under uvicorn on a loopback port, serving the tiny model."""
+"""A client of the real service (tests/conftest.py: `service`, the tiny model under uvicorn)."""
 
 from __future__ import annotations
 
 from collections.abc import Iterator
-from pathlib import Path
 
 import httpx
 import pytest
 
-from scripts.loadgen import Service, start_service, stop, wait_ready
-
-
-@pytest.fixture(scope="session")
-def service(tiny_model_dir: Path, tmp_path_factory) -> Iterator[Service]:
-    svc = start_service(tiny_model_dir, tmp_path_factory.mktemp("logs") / "service.log")
-    try:
-        wait_ready(svc)
-        yield svc
-    finally:
-        stop(svc)
+from scripts.loadgen import Service
 
 
 @pytest.fixture(scope="session")

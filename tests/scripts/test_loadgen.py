@@ -2,22 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-from pathlib import Path
-
-import pytest
-
-from scripts.loadgen import Service, load, start_service, stop, wait_ready
-
-
-@pytest.fixture(scope="module")
-def service(tiny_model_dir: Path, tmp_path_factory) -> Iterator[Service]:
-    svc = start_service(tiny_model_dir, tmp_path_factory.mktemp("logs") / "service.log")
-    try:
-        wait_ready(svc)
-        yield svc
-    finally:
-        stop(svc)
+from scripts.loadgen import load
 
 
 def test_load_reports_the_services_own_pipeline_time_beside_the_clients(service, test_images):
