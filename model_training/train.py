@@ -146,7 +146,8 @@ def refit_head(model: keras.Model, stage: Stage, recipe: Recipe, faces: list[Fac
         features = np.concatenate([features, pooled_features(model, faces, recipe, flip=True)])
         faces = faces + faces
     # the model's own head layers on a features input: training this model trains `model`'s head
-    probabilities = model.get_layer("probabilities")(inputs := keras.Input(features.shape[1:], name="features"))
+    inputs = keras.Input(features.shape[1:], name="features")
+    probabilities = model.get_layer("probabilities")(inputs)
     expected_age = model.get_layer("expected_age")(probabilities)
     head_model = keras.Model(inputs, {"probabilities": probabilities, "expected_age": expected_age})
     _compile(head_model, stage, recipe)
