@@ -4,7 +4,8 @@
     dex-age predict PATH... [--recursive] [--format csv|jsonl] [--out FILE] [--no-detect]
                     [--max-faces N] [--model-dir DIR] [--runtime tensorflow|onnx]
 
-`predict` writes one row per face (file, face index, box, age, spread, interval, detection score),
+`predict` writes one row per face (file, face index, box, age, spread, interval, detection score,
+the five landmarks' x and y),
 one row for a file without a face and one for a file that cannot be read (with the API's error
 code); a bad file never stops the run. Exit code 0 when every file was read, 1 when some were not.
 Other settings (DETECTOR, TTA, ...) come from the environment, as for the service.
@@ -24,6 +25,8 @@ from concurrent.futures import Future, ThreadPoolExecutor
 from pathlib import Path
 from typing import TextIO
 
+from model_training.detect import LANDMARKS
+
 COLUMNS = [
     "file",
     "face",
@@ -36,6 +39,7 @@ COLUMNS = [
     "age_low",
     "age_high",
     "detection_score",
+    *(f"{name}_{axis}" for name in LANDMARKS for axis in ("x", "y")),
     "error",
     "detail",
 ]
@@ -74,6 +78,7 @@ def rows_for(estimator, path: Path, *, detect: bool, max_faces: int) -> list[dic
             "age_low": face["age_interval"]["low"],
             "age_high": face["age_interval"]["high"],
             "detection_score": None if face["detection_score"] is None else round(face["detection_score"], 4),
+            **{f"{name}_{axis}": point[axis] for name, point in (face["landmarks"] or {}).items() for axis in "xy"},
         }
         for i, face in enumerate(answer["faces"])
     ]

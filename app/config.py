@@ -11,7 +11,7 @@ from typing import Literal
 from pydantic import Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
-from model_training.detect import MAX_PIXELS, MIN_CONFIDENCE, MIN_FACE
+from model_training.detect import MAX_PIXELS, MIN_CONFIDENCE, MIN_FACE, YUNET_MAX_PIXELS
 from model_training.distribution import INTERVAL_MASS
 
 REPO = Path(__file__).resolve().parents[1]
@@ -72,15 +72,22 @@ class Settings(BaseSettings):
     api_key: str | None = Field(None, description="when set, required as X-API-Key on all but /health, /ready")
     cors_origins: list[str] = Field([], description='origins allowed by CORS, e.g. ["https://example.org"]')
     max_faces_limit: int = Field(50, gt=0, description="largest max_faces a request may ask for")
-    detector: Literal["dnn", "haar"] = Field("dnn", description="OpenCV's DNN face detector or its Haar cascade")
+    detector: Literal["yunet", "dnn", "haar"] = Field(
+        "yunet",
+        description="yunet: YuNet, faces aligned by five landmarks; dnn: OpenCV's res10 DNN detector; haar: its Haar "
+        "cascade (both box only)",
+    )
     min_face_confidence: float = Field(
-        MIN_CONFIDENCE, ge=0, le=1, description="dnn: smallest detection probability reported as a face"
+        MIN_CONFIDENCE, ge=0, le=1, description="yunet, dnn: smallest detection score reported as a face"
     )
     detect_min_face: int = Field(
-        MIN_FACE, gt=0, description="dnn: smallest face, in pixels, to look for in large photos"
+        MIN_FACE, gt=0, description="yunet, dnn: smallest face, in pixels, to look for in large photos"
     )
-    detect_max_pixels: int = Field(
-        MAX_PIXELS, gt=0, description="dnn: most pixels the detail pass looks at (bounds the time on large photos)"
+    detect_max_pixels: int | None = Field(
+        None,
+        gt=0,
+        description=f"yunet, dnn: most pixels detection looks at (bounds the time on large photos; default "
+        f"{YUNET_MAX_PIXELS:,} for yunet, {MAX_PIXELS:,} for dnn's detail pass)",
     )
     detect_max_side: int = Field(1024, gt=0, description="haar: detection runs on a copy downscaled to this side")
     tta: Literal["none", "flip"] = Field(

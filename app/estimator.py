@@ -22,8 +22,8 @@ import numpy as np
 
 from app import imaging
 from app.config import Settings
-from model_training.crop import Box, crop_face, crop_whole
-from model_training.detect import FaceDetector, make_detector
+from model_training.crop import Box, crop_detection, crop_whole
+from model_training.detect import LANDMARKS, Detection, FaceDetector, make_detector
 from model_training.distribution import AgeSummary, summarize
 from model_training.model_dir import AgeModel
 
@@ -38,6 +38,7 @@ class Abandoned(Exception):
 class FaceResult:
     box: Box
     detection_score: float | None
+    landmarks: np.ndarray | None  # [5, 2] image pixels in detect.LANDMARKS order; None: a box-only detector
     summary: AgeSummary
     probabilities: np.ndarray
 
@@ -102,6 +103,12 @@ class Estimator:
             {
                 "box": vars(face.box),
                 "detection_score": face.detection_score,
+                "landmarks": None
+                if face.landmarks is None
+                else {
+                    name: {"x": round(float(x), 1), "y": round(float(y), 1)}
+                    for name, (x, y) in zip(LANDMARKS, face.landmarks, strict=True)
+                },
                 "age": round(face.summary.age, 3),
                 "age_std": round(face.summary.std, 3),
                 "age_interval": {
@@ -132,21 +139,21 @@ class Estimator:
             image = Path(image).read_bytes()
         return imaging.decode(image, self.max_pixels)
 
-    def faces(self, rgb: np.ndarray, detect: bool, max_faces: int) -> tuple[list[Box], list[float | None], float]:
-        """Face boxes (largest first), their scores, and the detection time in ms."""
+    def faces(self, rgb: np.ndarray, detect: bool, max_faces: int) -> tuple[list[Detection], float]:
+        """The faces found (largest first; with detect=False the whole image, score None), and the
+        detection time in ms."""
         start = time.perf_counter()
         if not detect:
             h, w = rgb.shape[:2]
-            return [Box(0, 0, w, h)], [None], 0.0
+            return [Detection(Box(0, 0, w, h), None)], 0.0
         detections = self.detector.detect(rgb)[:max_faces]
-        elapsed = (time.perf_counter() - start) * 1000
-        return [d.box for d in detections], [d.score for d in detections], elapsed
+        return detections, (time.perf_counter() - start) * 1000
 
-    def crops(self, rgb: np.ndarray, boxes: list[Box], detect: bool) -> np.ndarray:
+    def crops(self, rgb: np.ndarray, detections: list[Detection], detect: bool) -> np.ndarray:
         size = self.model.input_size
         if not detect:
             return crop_whole(rgb, size)[None]
-        return np.stack([crop_face(rgb, box, self.crop, size) for box in boxes])
+        return np.stack([crop_detection(rgb, d.box, d.landmarks, self.crop, size) for d in detections])
 
     def run(
         self, image: ImageInput, detect: bool = True, max_faces: int = 10, cancelled: Callable[[], bool] = lambda: False
@@ -164,18 +171,18 @@ class Estimator:
         decoded = time.perf_counter()
         if cancelled():
             raise Abandoned
-        boxes, scores, detect_ms = self.faces(rgb, detect, max_faces)
+        detections, detect_ms = self.faces(rgb, detect, max_faces)
         if cancelled():
             raise Abandoned
         faces: list[FaceResult] = []
         infer_ms = 0.0
-        if boxes:
+        if detections:
             t = time.perf_counter()
-            probabilities, _ = self.model.predict(self.crops(rgb, boxes, detect), flip=self.flip)
+            probabilities, _ = self.model.predict(self.crops(rgb, detections, detect), flip=self.flip)
             infer_ms = (time.perf_counter() - t) * 1000
             faces = [
-                FaceResult(box, score, summarize(p, self.model.ages, self.interval_mass), p)
-                for box, score, p in zip(boxes, scores, probabilities, strict=True)
+                FaceResult(d.box, d.score, d.landmarks, summarize(p, self.model.ages, self.interval_mass), p)
+                for d, p in zip(detections, probabilities, strict=True)
             ]
         timings = {
             "decode": (decoded - start) * 1000,

@@ -22,6 +22,22 @@ class BoxOut(BaseModel):
     height: int
 
 
+class Point(BaseModel):
+    x: float
+    y: float
+
+
+class Landmarks(BaseModel):
+    """The five points YuNet finds, in the uploaded image's pixels (after EXIF rotation). "right" and
+    "left" are the person's: their right eye is on the left of a frontal photo."""
+
+    right_eye: Point
+    left_eye: Point
+    nose: Point = Field(description="the nose tip")
+    mouth_right: Point = Field(description="the right corner of the mouth")
+    mouth_left: Point = Field(description="the left corner of the mouth")
+
+
 class AgeInterval(BaseModel):
     low: int = Field(description="youngest age of the central interval")
     high: int = Field(description="oldest age of the central interval")
@@ -36,9 +52,12 @@ class Distribution(BaseModel):
 class FaceOut(BaseModel):
     box: BoxOut = Field(description="face box in the uploaded image's pixels (after EXIF rotation)")
     detection_score: float | None = Field(
-        description="the detector's confidence: with DETECTOR=dnn (the default) the probability in [0, 1] that "
+        description="the detector's confidence: with DETECTOR=yunet (the default) or dnn a score in [0, 1] that "
         "the box holds a face; with DETECTOR=haar the cascade's level weight (unbounded, larger is surer); "
         "null when detect=false"
+    )
+    landmarks: Landmarks | None = Field(
+        description="five facial points (DETECTOR=yunet); null with a box-only detector (dnn, haar) or detect=false"
     )
     age: float = Field(description="expected age, Σ p·age")
     age_std: float = Field(description="standard deviation of the age distribution")

@@ -50,7 +50,7 @@ def cmd_calibrate_crop(args: argparse.Namespace) -> None:
     spec, info = calibrate.calibrate(faces, args.data_root, make_detector(args.detector))
     out = args.out or calibrate.default_path(args.detector)
     calibrate.save(spec, info, out)
-    print(f"{args.detector} crop {spec} from {info['detected']}/{info['faces']} detected chips → {out}")
+    print(f"{args.detector} crop {spec} from {info['detected']}/{info['faces']} detected chips -> {out}")
 
 
 def cmd_train(args: argparse.Namespace) -> None:
@@ -121,7 +121,9 @@ def main(argv: list[str] | None = None) -> None:
     p.add_argument("--manifest", type=Path, default=DEFAULT_MANIFEST)
     p.add_argument("--limit", type=int, default=2000, help="training faces to measure")
     p.add_argument("--seed", type=int, default=42)
-    p.add_argument("--detector", default="dnn", choices=DETECTORS, help="the detector whose boxes to measure")
+    p.add_argument(
+        "--detector", default=DETECTORS[0], choices=DETECTORS, help="the detector whose landmarks or boxes to measure"
+    )
     p.add_argument("--out", type=Path, help="calibration JSON (default manifests/crop_DETECTOR.json)")
     p.set_defaults(func=cmd_calibrate_crop)
 

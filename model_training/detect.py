@@ -1,5 +1,6 @@
-"""Face detection, shared by crop calibration and the service: OpenCV's DNN face detector (the
-default) or its Haar cascade. Both return boxes clipped to the image, largest first.
+"""Face detection, shared by crop calibration, training and the service: YuNet (the default; a box,
+a score and five landmarks per face), OpenCV's res10 DNN face detector or its Haar cascade (boxes
+only). All return boxes clipped to the image, largest first.
 
 OpenCV's detectors are not safe to share between threads (`detectMultiScale` asserts and
 `Net.forward` reuses its buffers under concurrent use), so each thread gets its own instance.
@@ -18,23 +19,30 @@ import numpy as np
 
 from model_training.crop import Box
 
-DETECTORS = ("dnn", "haar")
-# the DNN detector's defaults, also the service's (app.config): chosen with scripts/tune_detection.py
+DETECTORS = ("yunet", "dnn", "haar")
+# the detectors' defaults, also the service's (app.config): chosen with scripts/tune_detection.py
 MIN_CONFIDENCE, MIN_FACE, MAX_PIXELS = 0.5, 48, 400_000
+YUNET_MAX_PIXELS = 250_000
+# YuNet's five points, in its order: the person's right eye (on the left of a frontal photo), left
+# eye, nose tip, right and left mouth corners
+LANDMARKS = ("right_eye", "left_eye", "nose", "mouth_right", "mouth_left")
 CASCADE = "haarcascade_frontalface_default.xml"
 DNN_DIR = Path(__file__).parent / "face_detector"
 DNN_CONFIG = "deploy.prototxt"
 DNN_WEIGHTS = "res10_300x300_ssd_iter_140000.caffemodel"
-DNN_SHA256 = {
+YUNET = "face_detection_yunet_2023mar.onnx"
+SHA256 = {
     DNN_CONFIG: "34d850436faf158ca4e690533ba27c1decf29653559299d80db9274146332ca7",
     DNN_WEIGHTS: "2a56a11a57a4a295956b0660b4a3d76bbdca2206c4961cea8efe7d95c7cb2f2d",
+    YUNET: "8f2383e4dd3cfbb4553ea8718107fc0423210dc964f9f4280604804ed2552fa4",
 }
 
 
 @dataclass(frozen=True)
 class Detection:
     box: Box
-    score: float
+    score: float | None  # None: no detector ran (the whole image is the face)
+    landmarks: np.ndarray | None = None  # [5, 2] image pixels, in LANDMARKS order; None: box only
 
 
 class FaceDetector(Protocol):
@@ -113,8 +121,13 @@ class HaarDetector:
         return _largest_first(detections)
 
 
-def _sha256(path: Path) -> str:
-    return hashlib.sha256(path.read_bytes()).hexdigest()
+def _checked(path: Path) -> Path:
+    """A detector file that exists and matches its recorded sha256 (a damaged or replaced file is refused)."""
+    if not path.is_file():
+        raise RuntimeError(f"face detector file missing: {path}")
+    if hashlib.sha256(path.read_bytes()).hexdigest() != SHA256[path.name]:
+        raise RuntimeError(f"face detector file {path} does not match its sha256 (damaged or replaced)")
+    return path
 
 
 class DnnDetector:
@@ -157,12 +170,7 @@ class DnnDetector:
     ) -> None:
         self.min_confidence, self.margin, self.whole_side = min_confidence, margin, whole_side
         self.min_face, self.max_pixels = min_face, max_pixels
-        self._config, self._weights = Path(model_dir) / DNN_CONFIG, Path(model_dir) / DNN_WEIGHTS
-        for path in (self._config, self._weights):
-            if not path.is_file():
-                raise RuntimeError(f"face detector file missing: {path}")
-            if _sha256(path) != DNN_SHA256[path.name]:
-                raise RuntimeError(f"face detector file {path} does not match its sha256 (damaged or replaced)")
+        self._config, self._weights = _checked(Path(model_dir) / DNN_CONFIG), _checked(Path(model_dir) / DNN_WEIGHTS)
         self._local = threading.local()
         self._net()
 
@@ -180,7 +188,7 @@ class DnnDetector:
         return {
             "name": self.name,
             "model": DNN_WEIGHTS,
-            "sha256": DNN_SHA256[DNN_WEIGHTS],
+            "sha256": SHA256[DNN_WEIGHTS],
             "min_confidence": self.min_confidence,
             "margin": self.margin,
             "whole_side": self.whole_side,
@@ -226,14 +234,8 @@ class DnnDetector:
     def detect(self, rgb: np.ndarray) -> list[Detection]:
         h, w = rgb.shape[:2]
         # one downscaled copy feeds both passes: resizing a 12 MP photo costs more than a pass
-        scale = min(1.0, self.NET_MIN_FACE / self.min_face, (self.max_pixels / (h * w)) ** 0.5)
-        if scale < 1:
-            rgb_small = cv2.resize(
-                rgb, (max(1, round(w * scale)), max(1, round(h * scale))), interpolation=cv2.INTER_AREA
-            )
-        else:
-            rgb_small = rgb
-        bgr = cv2.cvtColor(rgb_small, cv2.COLOR_RGB2BGR)
+        scale = detection_scale(h, w, self.NET_MIN_FACE, self.min_face, self.max_pixels)
+        bgr = cv2.cvtColor(_shrunk(rgb, scale), cv2.COLOR_RGB2BGR)
         whole_scale = scale * self.whole_side / (max(bgr.shape[:2]) * (1 + 2 * self.margin))
         passes, whole_needed = [], True
         # the detail pass: when it sees the image sharper than the whole pass, and a face fits in it;
@@ -254,6 +256,95 @@ class DnnDetector:
             box = _clip(*rows[i, 1:], w, h)
             if box is not None:
                 detections.append(Detection(box=box, score=float(rows[i, 0])))
+        return _largest_first(detections)
+
+
+def detection_scale(h: int, w: int, net_min_face: int, min_face: int, max_pixels: int) -> float:
+    """How much to shrink a photo before detection: so that a face of `min_face` pixels spans the
+    `net_min_face` the network still finds, and to at most `max_pixels` (which bounds the time on
+    large photos: there the smallest face found grows with the photo). Never enlarged."""
+    return min(1.0, net_min_face / min_face, (max_pixels / (h * w)) ** 0.5)
+
+
+def _shrunk(rgb: np.ndarray, scale: float) -> np.ndarray:
+    if scale >= 1:
+        return rgb
+    h, w = rgb.shape[:2]
+    return cv2.resize(rgb, (max(1, round(w * scale)), max(1, round(h * scale))), interpolation=cv2.INTER_AREA)
+
+
+class YuNetDetector:
+    """YuNet (OpenCV Zoo, 2023mar; face_detector/README.md): one pass of a small anchor-free
+    network that gives each face a box, a score and five landmarks, which the landmark alignment
+    (model_training.crop.align_face) maps onto the training framing.
+
+    Speed by scale: the photo is shrunk once (`detection_scale`) so that a face of `min_face`
+    pixels spans NET_MIN_FACE, within `max_pixels`, but not below MIN_PIXELS; YuNet then finds
+    faces from that size up to the whole picture, so no second pass is needed. `score` is the network's face score in [0, 1].
+    """
+
+    name = "yunet"
+    NET_MIN_FACE = 16  # px: the smallest face YuNet finds reliably in its input
+    MIN_INPUT = 32  # px: the shortest side it is given (a smaller photo is letterboxed up to it)
+    MIN_PIXELS = 320 * 240  # the shrink stops here: below it detection is cheap and faces gain detail
+    NMS_IOU = 0.3
+
+    def __init__(
+        self,
+        min_confidence: float = MIN_CONFIDENCE,
+        min_face: int = MIN_FACE,
+        max_pixels: int = YUNET_MAX_PIXELS,
+        model_dir: Path = DNN_DIR,
+    ) -> None:
+        self.min_confidence, self.min_face, self.max_pixels = min_confidence, min_face, max_pixels
+        self._path = _checked(Path(model_dir) / YUNET)
+        self._local = threading.local()
+        self._net()
+
+    def _net(self) -> cv2.FaceDetectorYN:
+        """This thread's network (OpenCV's detectors must not be shared between threads)."""
+        net = getattr(self._local, "net", None)
+        if net is None:
+            try:
+                net = cv2.FaceDetectorYN.create(str(self._path), "", (320, 320), self.min_confidence, self.NMS_IOU)
+            except cv2.error as exc:
+                raise RuntimeError(f"cannot load face detector {self._path} ({exc})") from None
+            self._local.net = net
+        return net
+
+    def describe(self) -> dict:
+        return {
+            "name": self.name,
+            "model": YUNET,
+            "sha256": SHA256[YUNET],
+            "min_confidence": self.min_confidence,
+            "min_face": self.min_face,
+            "max_pixels": self.max_pixels,
+        }
+
+    def detect(self, rgb: np.ndarray) -> list[Detection]:
+        h, w = rgb.shape[:2]
+        scale = detection_scale(h, w, self.NET_MIN_FACE, self.min_face, self.max_pixels)
+        scale = min(1.0, max(scale, (self.MIN_PIXELS / (h * w)) ** 0.5))
+        bgr = cv2.cvtColor(_shrunk(rgb, scale), cv2.COLOR_RGB2BGR)
+        sh, sw = bgr.shape[:2]
+        if min(sh, sw) < self.MIN_INPUT:  # a thin strip or a thumbnail: pad it to what the network takes
+            bgr = cv2.copyMakeBorder(
+                bgr, 0, max(0, self.MIN_INPUT - sh), 0, max(0, self.MIN_INPUT - sw), cv2.BORDER_CONSTANT
+            )
+        net = self._net()
+        net.setInputSize((bgr.shape[1], bgr.shape[0]))
+        _, rows = net.detect(bgr)
+        detections = []
+        for row in np.zeros((0, 15), np.float32) if rows is None else rows:
+            x, y, bw, bh = row[:4] / scale
+            cx, cy = x + bw / 2, y + bh / 2
+            if not (0 <= cx < w and 0 <= cy < h):  # its centre on the padding: not a face of this photo
+                continue
+            box = _clip(x, y, x + bw, y + bh, w, h)
+            if box is not None:
+                landmarks = (row[4:14].reshape(5, 2) / scale).astype(np.float64)
+                detections.append(Detection(box=box, score=float(row[14]), landmarks=landmarks))
         return _largest_first(detections)
 
 
@@ -281,11 +372,15 @@ def make_detector(
     name: str,
     min_confidence: float = MIN_CONFIDENCE,
     min_face: int = MIN_FACE,
-    max_pixels: int = MAX_PIXELS,
+    max_pixels: int | None = None,
     max_side: int = 1024,
 ) -> FaceDetector:
-    """The detector called `name` ("dnn" or "haar"), with the service's settings."""
+    """The detector called `name` ("yunet", "dnn" or "haar"), with the service's settings
+    (`max_pixels` None: the detector's own default)."""
+    if name == "yunet":
+        return YuNetDetector(min_confidence=min_confidence, min_face=min_face, max_pixels=max_pixels or YUNET_MAX_PIXELS)
     if name == "dnn":
+        max_pixels = max_pixels or MAX_PIXELS
         return DnnDetector(min_confidence=min_confidence, min_face=min_face, max_pixels=max_pixels)
     if name == "haar":
         return HaarDetector(max_side=max_side)

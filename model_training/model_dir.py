@@ -5,7 +5,8 @@ MODEL_DIR/
                 (RGB 0..255) → "probabilities" float32 [N, K], "expected_age" float32 [N]
   model.onnx    the same graph, inputs and outputs for ONNX Runtime (optional)
   model.json    name, version, backbone, input_size S, ages [a_0..a_{K-1}], crops (one per face
-                detector it was calibrated with), training, metrics
+                detector it was calibrated with: a landmark template for YuNet, a box crop for
+                the others), training, metrics
   training/     the run's config.json, history.csv and curves.png, as export found them
   evaluation/   evaluate's report (metrics.json, report.md, plots), when it has been run
 """
@@ -18,7 +19,7 @@ from pathlib import Path
 
 import numpy as np
 
-from model_training.crop import CropSpec
+from model_training.crop import CropSpec, Template, spec_from_dict
 
 CARD = "model.json"
 SAVED_MODEL = "saved_model"
@@ -56,7 +57,7 @@ def read_card(model_dir: Path) -> dict:
         if not card["crops"]:
             raise ValueError("no detector has a crop")
         for spec in card["crops"].values():
-            CropSpec.from_dict(spec)
+            spec_from_dict(spec)
     except (AttributeError, KeyError, TypeError, ValueError) as exc:
         raise ModelDirError(model_dir, f"{CARD} has an invalid crop ({exc})") from None
     return card
@@ -119,7 +120,7 @@ class AgeModel:
         self.card = read_card(self.path)
         self.input_size = int(self.card["input_size"])
         self.ages = np.asarray(self.card["ages"], dtype=np.float32)
-        self.crops = {name: CropSpec.from_dict(spec) for name, spec in self.card["crops"].items()}
+        self.crops = {name: spec_from_dict(spec) for name, spec in self.card["crops"].items()}
         self._run = RUNTIMES[runtime](self.path, threads)
         try:
             probabilities, _ = self.predict(np.zeros((1, self.input_size, self.input_size, 3), np.float32))
@@ -130,9 +131,10 @@ class AgeModel:
                 self.path, f"the model outputs {probabilities.shape[1]} classes but {CARD} lists {len(self.ages)} ages"
             )
 
-    def crop_for(self, detector: str) -> CropSpec:
-        """The crop measured with `detector`: a crop only reproduces the training framing from the
-        boxes of the detector it was calibrated on."""
+    def crop_for(self, detector: str) -> CropSpec | Template:
+        """The crop measured with `detector` (a landmark template or a box crop): a crop only
+        reproduces the training framing from the landmarks or boxes of the detector it was
+        calibrated on."""
         if detector not in self.crops:
             raise ModelDirError(
                 self.path,
