@@ -1,4 +1,4 @@
-"""python -m model_training {index,calibrate-crop,train,evaluate,export,set-crop} — run from the repo root."""
+"""python -m model_training {index,calibrate-crop,align-faces,train,evaluate,export,set-crop}, from the repo root."""
 
 from __future__ import annotations
 
@@ -31,13 +31,14 @@ def _crops(paths: list[Path] | None) -> dict[str, dict]:
 
 
 def cmd_index(args: argparse.Namespace) -> None:
-    from model_training.dataset import index_folder, split_faces, summary, write_manifest
+    from model_training.dataset import SOURCES, index_folder, split_faces, summary, write_manifest
 
-    faces, report = index_folder(args.data_root)
+    data_root, manifest = args.data_root or SOURCES[args.source][0], args.manifest or SOURCES[args.source][1]
+    faces, report = index_folder(data_root, source=args.source)
     faces = split_faces(faces, seed=args.seed)
-    write_manifest(faces, args.manifest)
+    write_manifest(faces, manifest)
     print(summary(faces, report))
-    print(f"wrote {args.manifest}")
+    print(f"wrote {manifest}")
 
 
 def cmd_calibrate_crop(args: argparse.Namespace) -> None:
@@ -51,6 +52,13 @@ def cmd_calibrate_crop(args: argparse.Namespace) -> None:
     out = args.out or calibrate.default_path(args.detector)
     calibrate.save(spec, info, out)
     print(f"{args.detector} crop {spec} from {info['detected']}/{info['faces']} detected chips -> {out}")
+
+
+def cmd_align_faces(args: argparse.Namespace) -> None:
+    from model_training.aligned import align_all
+
+    align_all(args.source, args.out, args.threads)
+    print(f"wrote {args.out / 'manifest.csv'}")
 
 
 def cmd_train(args: argparse.Namespace) -> None:
@@ -110,9 +118,10 @@ def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(prog="python -m model_training", description=__doc__)
     sub = parser.add_subparsers(dest="command", required=True)
 
-    p = sub.add_parser("index", help="index a UTKFace folder and write the split manifest")
-    p.add_argument("--data-root", type=Path, default=DEFAULT_DATA_ROOT)
-    p.add_argument("--manifest", type=Path, default=DEFAULT_MANIFEST, help="CSV to write")
+    p = sub.add_parser("index", help="index a folder of faces (UTKFace, AAF) and write its split manifest")
+    p.add_argument("--source", default="utkface", choices=["utkface", "aaf"])
+    p.add_argument("--data-root", type=Path, help="the source's folder (default: ../shared/data/UTKFace, data/aaf)")
+    p.add_argument("--manifest", type=Path, help="CSV to write (default manifests/SOURCE.csv)")
     p.add_argument("--seed", type=int, default=42)
     p.set_defaults(func=cmd_index)
 
@@ -126,6 +135,12 @@ def main(argv: list[str] | None = None) -> None:
     )
     p.add_argument("--out", type=Path, help="calibration JSON (default manifests/crop_DETECTOR.json)")
     p.set_defaults(func=cmd_calibrate_crop)
+
+    p = sub.add_parser("align-faces", help="cache every source's faces aligned as the service aligns them")
+    p.add_argument("--source", nargs="+", default=["utkface", "aaf"], choices=["utkface", "aaf"])
+    p.add_argument("--out", type=Path, default=Path("data/faces"))
+    p.add_argument("--threads", type=int, default=2)
+    p.set_defaults(func=cmd_align_faces)
 
     p = sub.add_parser("train", help="run or resume the DEX stages of a recipe")
     p.add_argument("recipe", help="a recipe file, or a built-in name: mobilenet_v2, resnet50")

@@ -54,6 +54,16 @@ class Augment:
     rotation_deg: float = 10.0
     brightness: float = 0.15  # largest change, as a share of the 0..255 range
     contrast: float = 0.2  # contrast factor drawn from [1 - c, 1 + c]
+    # what other cameras do to a face (each applied with its probability; 0: never): a smaller face
+    # scaled up (down to `downscale_min` of the side), blur (σ up to `blur_sigma` px), JPEG
+    # compression (quality drawn from `jpeg_quality`), colour saturation drawn from [1 - s, 1 + s]
+    downscale_p: float = 0.0
+    downscale_min: float = 0.3
+    blur_p: float = 0.0
+    blur_sigma: float = 1.5
+    jpeg_p: float = 0.0
+    jpeg_quality: tuple[int, int] = (30, 90)
+    saturation: float = 0.0
 
 
 @dataclass(frozen=True)
@@ -117,8 +127,9 @@ def _build(data: dict) -> Recipe:
             raise ValueError("a recipe with a base lists its own stages")
         data = {**base, **data, "augment": {**base["augment"], **data.get("augment", {})}}
     augment = dict(data.pop("augment", {}))
-    if "crop_scale" in augment:
-        augment["crop_scale"] = tuple(augment["crop_scale"])
+    for key in ("crop_scale", "jpeg_quality"):
+        if key in augment:
+            augment[key] = tuple(augment[key])
     stages = tuple(Stage(**{**s, "soup": tuple(s.get("soup", ()))}) for s in data.pop("stages", []))
     known = {f.name for f in fields(Recipe)}
     unknown = set(data) - known

@@ -1,7 +1,8 @@
-"""UTKFace → a cleaned, de-duplicated index and a seeded, age-stratified split manifest.
+"""A folder of labelled faces (UTKFace, All-Age-Faces) → a cleaned, de-duplicated index and a
+seeded, age-stratified split manifest.
 
-The raw folder is never modified. The manifest (CSV: path, sha256, age, gender, ethnicity, split)
-is the one record of which face is in which split; every model and report refers to it.
+The raw folder is never modified. The manifest (CSV: path, sha256, age, gender, ethnicity, split,
+source) is the one record of which face is in which split; every model and report refers to it.
 """
 
 from __future__ import annotations
@@ -21,11 +22,20 @@ import numpy as np
 # Where things are, relative to the repository root (the commands run from there).
 DEFAULT_DATA_ROOT = Path("../shared/data/UTKFace")
 DEFAULT_MANIFEST = Path("manifests/utkface.csv")
+# each source of faces: its raw folder and its committed manifest
+SOURCES = {
+    "utkface": (DEFAULT_DATA_ROOT, DEFAULT_MANIFEST),
+    "aaf": (Path("data/aaf"), Path("manifests/aaf.csv")),
+}
 
 SPLITS = ("train", "val", "test")
-FIELDS = ("path", "sha256", "age", "gender", "ethnicity", "split")
+FIELDS = ("path", "sha256", "age", "gender", "ethnicity", "split", "source")
 _AGE = re.compile(r"^\s*(\d+)")
 _LABELS = re.compile(r"^\s*\d+_(\d+)_(\d+)_")
+_AAF = re.compile(r"^(\d{5})A(\d{2})\.jpg$")  # serial number, "A", age
+AAF_FOLDER = "aglined faces"  # (sic) the data set's aligned faces
+AAF_LAST_WOMAN = 7380  # serial numbers 00000–07380 are women, 07381–13321 men (the data set's README)
+AAF_ETHNICITY = "mostly Asian"  # as the data set states it, for the whole set: not known face by face
 GENDERS = ("male", "female")  # UTKFace's codes 0, 1
 ETHNICITIES = ("White", "Black", "Asian", "Indian", "Others")  # UTKFace's codes 0..4
 UNKNOWN = "unknown"
@@ -41,6 +51,7 @@ class Face:
     split: str = ""
     gender: str = UNKNOWN
     ethnicity: str = UNKNOWN
+    source: str = "utkface"
 
 
 @dataclass
@@ -74,33 +85,56 @@ def parse_labels(name: str) -> tuple[str, str]:
     return label(fields[0], GENDERS), label(fields[1], ETHNICITIES)
 
 
+def utkface_labels(name: str) -> tuple[int, str, str] | None:
+    """(age, gender, ethnicity) of a UTKFace file name, or None when no age can be read."""
+    age = parse_age(name)
+    return None if age is None else (age, *parse_labels(name))
+
+
+def aaf_labels(name: str) -> tuple[int, str, str] | None:
+    """(age, gender, ethnicity) of an All-Age-Faces file name `%05dA%02d.jpg`, or None."""
+    match = _AAF.match(name)
+    if not match:
+        return None
+    serial, age = int(match.group(1)), int(match.group(2))
+    return age, "female" if serial <= AAF_LAST_WOMAN else "male", AAF_ETHNICITY
+
+
+LABELS = {"utkface": utkface_labels, "aaf": aaf_labels}
+
+
 def _hash_and_check(path: Path) -> tuple[str, bool]:
     data = path.read_bytes()
     decodable = cv2.imdecode(np.frombuffer(data, np.uint8), cv2.IMREAD_COLOR) is not None
     return hashlib.sha256(data).hexdigest(), decodable
 
 
-def index_folder(root: Path, workers: int = 8) -> tuple[list[Face], IndexReport]:
-    """Every decodable, labelled, unambiguous face of `root`, sorted by path."""
+def index_folder(root: Path, workers: int = 8, source: str = "utkface") -> tuple[list[Face], IndexReport]:
+    """Every decodable, labelled, unambiguous face of `root` (for AAF, of its aligned-faces
+    folder), sorted by path."""
     report = IndexReport()
-    candidates: list[tuple[Path, int]] = []
-    for path in sorted(p for p in root.rglob("*") if p.is_file() and p.suffix.lower() in {".jpg", ".jpeg", ".png"}):
+    labels = LABELS[source]
+    folder = root / AAF_FOLDER if source == "aaf" else root
+    if not folder.is_dir():
+        how = " (see ../shared/data/aaf/README.md)" if source == "aaf" else ""
+        raise FileNotFoundError(f"no folder {folder}{how}")
+    candidates: list[tuple[Path, tuple[int, str, str]]] = []
+    for path in sorted(p for p in folder.rglob("*") if p.is_file() and p.suffix.lower() in {".jpg", ".jpeg", ".png"}):
         report.files += 1
-        age = parse_age(path.name)
-        if age is None:
+        label = labels(path.name)
+        if label is None:
             report.unparsable += 1
         else:
-            candidates.append((path, age))
+            candidates.append((path, label))
     with ThreadPoolExecutor(workers) as pool:
         checked = list(pool.map(lambda c: _hash_and_check(c[0]), candidates))
 
     groups: dict[str, list[Face]] = defaultdict(list)
-    for (path, age), (digest, decodable) in zip(candidates, checked, strict=False):
+    for (path, (age, gender, ethnicity)), (digest, decodable) in zip(candidates, checked, strict=False):
         if not decodable:
             report.undecodable += 1
             continue
-        gender, ethnicity = parse_labels(path.name)
-        groups[digest].append(Face(path.relative_to(root).as_posix(), digest, age, "", gender, ethnicity))
+        groups[digest].append(Face(path.relative_to(root).as_posix(), digest, age, "", gender, ethnicity, source))
 
     faces = []
     for group in groups.values():
@@ -147,14 +181,22 @@ def write_manifest(faces: list[Face], path: Path) -> None:
         writer = csv.writer(fh, lineterminator="\n")
         writer.writerow(FIELDS)
         for f in faces:
-            writer.writerow((f.path, f.sha256, f.age, f.gender, f.ethnicity, f.split))
+            writer.writerow((f.path, f.sha256, f.age, f.gender, f.ethnicity, f.split, f.source))
 
 
 def read_manifest(path: Path, split: str | None = None) -> list[Face]:
     with Path(path).open(newline="") as fh:
         rows = list(csv.DictReader(fh))
     faces = [
-        Face(r["path"], r["sha256"], int(r["age"]), r["split"], r.get("gender", UNKNOWN), r.get("ethnicity", UNKNOWN))
+        Face(
+            r["path"],
+            r["sha256"],
+            int(r["age"]),
+            r["split"],
+            r.get("gender", UNKNOWN),
+            r.get("ethnicity", UNKNOWN),
+            r.get("source") or "utkface",
+        )
         for r in rows
     ]
     return [f for f in faces if split is None or f.split == split]

@@ -17,7 +17,7 @@ from typing import Protocol
 import cv2
 import numpy as np
 
-from model_training.crop import Box
+from model_training.crop import Box, crop_square
 
 DETECTORS = ("yunet", "dnn", "haar")
 # the detectors' defaults, also the service's (app.config): chosen with scripts/tune_detection.py
@@ -280,7 +280,14 @@ class YuNetDetector:
 
     Speed by scale: the photo is shrunk once (`detection_scale`) so that a face of `min_face`
     pixels spans NET_MIN_FACE, within `max_pixels`, but not below MIN_PIXELS; YuNet then finds
-    faces from that size up to the whole picture, so no second pass is needed. `score` is the network's face score in [0, 1].
+    faces from that size up to the whole picture in that one pass. `score` is the network's face
+    score in [0, 1].
+
+    Landmarks need more pixels than finding a face does: on a face under about 130 px in its input,
+    YuNet puts the five points where an upright face has them (a head tilted by 20° comes out
+    tilted by 2–3°). So each face smaller than LANDMARK_FACE in the pass is looked at once more, in
+    a square of LANDMARK_CONTEXT × its box cut from the full photo and scaled so that the face spans
+    LANDMARK_FACE pixels (about 3 ms a face here), and its landmarks are taken from there.
     """
 
     name = "yunet"
@@ -288,6 +295,8 @@ class YuNetDetector:
     MIN_INPUT = 32  # px: the shortest side it is given (a smaller photo is letterboxed up to it)
     MIN_PIXELS = 320 * 240  # the shrink stops here: below it detection is cheap and faces gain detail
     NMS_IOU = 0.3
+    LANDMARK_FACE = 144  # px: the face side at which the landmarks follow the head's tilt
+    LANDMARK_CONTEXT = 1.4  # the landmark look's square, as a multiple of the box side
 
     def __init__(
         self,
@@ -322,6 +331,26 @@ class YuNetDetector:
             "max_pixels": self.max_pixels,
         }
 
+    def _run(self, bgr: np.ndarray) -> np.ndarray:
+        """Rows (x, y, w, h, ten landmark coordinates, score) in the coordinates of `bgr`."""
+        net = self._net()
+        net.setInputSize((bgr.shape[1], bgr.shape[0]))
+        _, rows = net.detect(bgr)
+        return np.zeros((0, 15), np.float32) if rows is None else rows
+
+    def _landmarks(self, rgb: np.ndarray, x: float, y: float, side: float) -> np.ndarray | None:
+        """The landmarks of the face boxed at (x, y, side) in `rgb`, from a look at LANDMARK_FACE px."""
+        n = round(self.LANDMARK_FACE * self.LANDMARK_CONTEXT)
+        cx, cy, span = x + side / 2, y + side / 2, side * self.LANDMARK_CONTEXT
+        rows = self._run(cv2.cvtColor(crop_square(rgb, cx, cy, span, n), cv2.COLOR_RGB2BGR))
+        if len(rows) == 0:
+            return None
+        centres = rows[:, :2] + rows[:, 2:4] / 2
+        row = rows[np.argmin(((centres - n / 2) ** 2).sum(axis=1))]
+        # crop_square's pixel u holds the photo's x0 + (u + 0.5) · s / n − 0.5
+        x0, y0, s = round(cx - span / 2), round(cy - span / 2), max(round(span), 1)
+        return row[4:14].reshape(5, 2).astype(np.float64) * (s / n) + [x0, y0] + (s / n - 1) / 2
+
     def detect(self, rgb: np.ndarray) -> list[Detection]:
         h, w = rgb.shape[:2]
         scale = detection_scale(h, w, self.NET_MIN_FACE, self.min_face, self.max_pixels)
@@ -332,19 +361,21 @@ class YuNetDetector:
             bgr = cv2.copyMakeBorder(
                 bgr, 0, max(0, self.MIN_INPUT - sh), 0, max(0, self.MIN_INPUT - sw), cv2.BORDER_CONSTANT
             )
-        net = self._net()
-        net.setInputSize((bgr.shape[1], bgr.shape[0]))
-        _, rows = net.detect(bgr)
         detections = []
-        for row in np.zeros((0, 15), np.float32) if rows is None else rows:
+        for row in self._run(bgr):
             x, y, bw, bh = row[:4] / scale
             cx, cy = x + bw / 2, y + bh / 2
             if not (0 <= cx < w and 0 <= cy < h):  # its centre on the padding: not a face of this photo
                 continue
             box = _clip(x, y, x + bw, y + bh, w, h)
-            if box is not None:
-                landmarks = (row[4:14].reshape(5, 2) / scale).astype(np.float64)
-                detections.append(Detection(box=box, score=float(row[14]), landmarks=landmarks))
+            if box is None:
+                continue
+            landmarks = (row[4:14].reshape(5, 2) / scale).astype(np.float64)
+            if max(row[2], row[3]) < self.LANDMARK_FACE:
+                side = max(bw, bh)
+                sharper = self._landmarks(rgb, cx - side / 2, cy - side / 2, side)
+                landmarks = landmarks if sharper is None else sharper
+            detections.append(Detection(box=box, score=float(row[14]), landmarks=landmarks))
         return _largest_first(detections)
 
 
@@ -378,7 +409,8 @@ def make_detector(
     """The detector called `name` ("yunet", "dnn" or "haar"), with the service's settings
     (`max_pixels` None: the detector's own default)."""
     if name == "yunet":
-        return YuNetDetector(min_confidence=min_confidence, min_face=min_face, max_pixels=max_pixels or YUNET_MAX_PIXELS)
+        max_pixels = max_pixels or YUNET_MAX_PIXELS
+        return YuNetDetector(min_confidence=min_confidence, min_face=min_face, max_pixels=max_pixels)
     if name == "dnn":
         max_pixels = max_pixels or MAX_PIXELS
         return DnnDetector(min_confidence=min_confidence, min_face=min_face, max_pixels=max_pixels)

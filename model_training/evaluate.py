@@ -206,6 +206,17 @@ def evaluate(
     }
     metrics = compute_metrics(true, probabilities, model.ages, groups=groups)
     metrics.update(split=split, manifest_sha256=file_sha256(manifest), tta="flip" if flip else "none")
+    sources = np.array([f.source for f in faces])
+    if len(set(sources)) > 1:  # each source's own metrics too: a model is chosen and judged on each
+        metrics["by_source"] = {
+            source: compute_metrics(
+                true[sources == source],
+                probabilities[sources == source],
+                model.ages,
+                groups={k: v[sources == source] for k, v in groups.items()},
+            )
+            for source in sorted(set(sources))
+        }
 
     out_dir = out_dir or Path(model_dir) / "evaluation"
     out_dir.mkdir(parents=True, exist_ok=True)
@@ -220,12 +231,20 @@ def evaluate(
     if record:
         card = dict(model.card)
         card.setdefault("metrics", {})[split] = {
-            k: metrics[k]
-            for k in ("count", "mae", "cs5", "rmse", "mean_predicted_std", "interval", "mae_by_band", "modes")
+            **_card_metrics(metrics),
+            **{source: _card_metrics(m) for source, m in metrics.get("by_source", {}).items()},
         }
         (Path(model_dir) / CARD).write_text(json.dumps(card, indent=2) + "\n")
-    log(
-        f"{split}: {len(faces)} faces, MAE {metrics['mae']:.3f}, CS@5 {metrics['cs5']:.3f}, "
-        f"interval coverage {metrics['interval']['coverage']:.3f} → {out_dir}"
-    )
+    for source, m in [("all", metrics), *metrics.get("by_source", {}).items()]:
+        log(
+            f"{split} ({source}): {m['count']} faces, MAE {m['mae']:.3f}, CS@5 {m['cs5']:.3f}, "
+            f"interval coverage {m['interval']['coverage']:.3f}"
+        )
+    log(f"report: {out_dir}")
     return metrics
+
+
+def _card_metrics(metrics: dict) -> dict:
+    """What a model card records of an evaluation (the full report stays in evaluation/)."""
+    keys = ("count", "mae", "cs5", "rmse", "mean_predicted_std", "interval", "mae_by_band", "modes")
+    return {k: metrics[k] for k in keys}

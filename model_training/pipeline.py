@@ -28,7 +28,22 @@ def _load(path: bytes, size: int, seed: int, augment: Augment | None) -> np.ndar
     h, w = image.shape[:2]
     side = min(h, w) * rng.uniform(*augment.crop_scale)
     dx, dy = rng.uniform(-augment.crop_shift, augment.crop_shift, size=2) * min(h, w)
-    return crop_square(image, w / 2 + dx, h / 2 + dy, side, size)
+    return degrade(crop_square(image, w / 2 + dx, h / 2 + dy, side, size), rng, augment)
+
+
+def degrade(image: np.ndarray, rng: np.random.Generator, augment: Augment) -> np.ndarray:
+    """What other cameras do to a face, each with its probability: fewer pixels, blur, JPEG."""
+    size = image.shape[0]
+    if rng.random() < augment.downscale_p:
+        small = max(8, round(size * rng.uniform(augment.downscale_min, 1.0)))
+        image = cv2.resize(cv2.resize(image, (small, small), interpolation=cv2.INTER_AREA), (size, size))
+    if rng.random() < augment.blur_p:
+        image = cv2.GaussianBlur(image, (0, 0), rng.uniform(0.3, augment.blur_sigma))
+    if rng.random() < augment.jpeg_p:
+        quality = int(rng.integers(augment.jpeg_quality[0], augment.jpeg_quality[1] + 1))
+        data = cv2.imencode(".jpg", cv2.cvtColor(image, cv2.COLOR_RGB2BGR), [cv2.IMWRITE_JPEG_QUALITY, quality])[1]
+        image = cv2.cvtColor(cv2.imdecode(data, cv2.IMREAD_COLOR), cv2.COLOR_BGR2RGB)
+    return image
 
 
 def _rotate(image: tf.Tensor, max_degrees: float) -> tf.Tensor:
@@ -141,6 +156,8 @@ def make_dataset(
                 image = image + tf.random.uniform([], -augment.brightness, augment.brightness) * 255.0
             if augment.contrast > 0:
                 image = tf.image.random_contrast(image, 1 - augment.contrast, 1 + augment.contrast)
+            if augment.saturation > 0:
+                image = tf.image.random_saturation(image, 1 - augment.saturation, 1 + augment.saturation)
             image = tf.clip_by_value(image, 0.0, 255.0)
         return image, {name: values[i] for name, values in target.items()}
 

@@ -1,9 +1,11 @@
 """Compare training runs on the validation split: accuracy, bias by group, and distribution shape.
 
-For each run folder: its best weights, the validation faces framed as the chips are, a softmax
-temperature fitted on them (as export does), then MAE, CS@5, the share of single-mode
-distributions, the mean signed error of adults 30–69 per ethnicity and the MAE gap between women
-and men. Validation only: the test split is read once per shipped candidate, by `evaluate`.
+For each run folder: its best weights, the validation faces of its manifest framed as training
+frames them, a softmax temperature fitted on them (as export does), then MAE, CS@5, the share of
+single-mode distributions, the mean signed error of adults 30–69 per ethnicity and the MAE gap
+between women and men; with several sources (UTKFace, AAF), each source's MAE, interval coverage,
+adults' signed error and gender gap, and the mean of the sources' MAEs, which runs are chosen by.
+Validation only: the test split is read once per shipped candidate, by `evaluate`.
 
 --ensemble also scores the mean of the runs' distributions (one forward per run); --soup the
 model whose weights are the mean of the runs' weights (a "model soup": one forward; for runs of
@@ -60,7 +62,12 @@ def score(
     (sigma, per_year) given instead."""
     true = np.array([f.age for f in faces], dtype=np.float64)
     ages = np.array(recipe.ages, dtype=np.float64)
-    groups = {"ethnicity": np.array([f.ethnicity for f in faces]), "gender": np.array([f.gender for f in faces])}
+    groups = {
+        "ethnicity": np.array([f.ethnicity for f in faces]),
+        "gender": np.array([f.gender for f in faces]),
+        "source": np.array([f.source for f in faces]),
+        "source_gender": np.array([f"{f.source} {f.gender}" for f in faces]),
+    }
     results = []
     for smooth in smooths:
         variant = recipe if smooth is None else replace(recipe, smooth_sigma=smooth[0], smooth_sigma_per_year=smooth[1])
@@ -80,6 +87,18 @@ def row(m: dict) -> str:
         f"| {m['run']} | {m['mae']:.3f} | {m['cs5']:.1%} | {m['modes']['single_mode_share']:.1%} "
         f"| {m['modes']['mean']:.1f} | " + " | ".join(adults) + f" | {gap:+.2f} | {m['temperature']:.2f} |"
     )
+
+
+def source_row(m: dict) -> str:
+    """Per source: MAE, interval coverage, adults' signed error, MAE women − men; the sources' mean MAE."""
+    sources, by_gender = m["groups"]["source"], m["groups"]["source_gender"]
+    cells = []
+    for name, s in sources.items():
+        gap = by_gender[f"{name} female"]["mae"] - by_gender[f"{name} male"]["mae"]
+        adults = s.get("adults", {}).get("signed", float("nan"))
+        cells.append(f"{name} {s['mae']:.3f} · {s['interval_coverage']:.1%} · {adults:+.2f} · {gap:+.2f}")
+    mean = np.mean([s["mae"] for s in sources.values()])
+    return f"| {m['run']} | {mean:.3f} | " + " | ".join(cells) + " |"
 
 
 def main() -> None:
@@ -113,6 +132,11 @@ def main() -> None:
     print("|---|" + "---:|" * (6 + len(ETHNICITIES)))
     for m in results:
         print(row(m))
+    if len(results[0]["groups"]["source"]) > 1:
+        print("\n| run | mean of the sources' MAE | per source: MAE · 90 % interval coverage · adults 30–69 signed "
+              "· MAE women − men |\n|---|---:|---|---|")  # fmt: skip
+        for m in results:
+            print(source_row(m))
     if args.json:
         args.json.write_text(json.dumps(results, indent=2) + "\n")
 

@@ -46,6 +46,10 @@ def test_a_folder_gives_a_row_per_face_and_per_bad_file(folder, tiny_model_dir):
     assert [r["face"] for r in by_file["face.jpg"]] == ["0", "1", "2", "3"]
     assert all(0 <= float(r["age"]) <= 100 and r["age_low"] <= r["age_high"] for r in by_file["face.jpg"])
     assert all(float(r["detection_score"]) >= 0.5 and int(r["width"]) > 40 for r in by_file["face.jpg"])
+    for r in by_file["face.jpg"]:  # the five landmarks, inside the face's box
+        x, y, w, h = (int(r[k]) for k in ("x", "y", "width", "height"))
+        for name in ("right_eye", "left_eye", "nose", "mouth_right", "mouth_left"):
+            assert x <= float(r[f"{name}_x"]) <= x + w and y <= float(r[f"{name}_y"]) <= y + h
     assert by_file["cat.bmp"] == [{**{k: "" for k in rows[0]}, "file": str(folder / "cat.bmp")}]
     assert by_file["broken.jpg"][0]["error"] == "corrupt_image"
     assert by_file["notes.txt"][0]["error"] == "not_an_image" and by_file["notes.txt"][0]["detail"]
@@ -61,6 +65,7 @@ def test_jsonl_to_a_file_without_detection_and_exit_0_when_all_were_read(folder,
     rows = [json.loads(line) for line in out.read_text().splitlines()]
     assert [Path(r["file"]).name for r in rows] == ["face.jpg", "grace.bmp"]
     assert all(r["face"] == 0 and r["detection_score"] is None and r["x"] == 0 for r in rows)
+    assert all(r["nose_x"] is None for r in rows)  # no detector, no landmarks
 
 
 def test_without_recursive_sub_folders_are_left_out_and_missing_paths_are_rows(folder, tiny_model_dir):

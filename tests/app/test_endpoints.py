@@ -86,10 +86,10 @@ def test_a_model_without_a_crop_for_the_detector_refuses_to_start(tiny_model_dir
     card = json.loads((haar_only / "model.json").read_text())
     card["crops"] = {"haar": card["crops"]["haar"]}
     (haar_only / "model.json").write_text(json.dumps(card))
-    code, log = _failed_start(haar_only, tmp_path)  # DETECTOR defaults to dnn
+    code, log = _failed_start(haar_only, tmp_path)  # DETECTOR defaults to yunet: no template, no start
     assert code == 1
     errors = [line for line in log.splitlines() if "ERROR" in line]
-    assert len(errors) == 1 and "has no crop for the 'dnn' detector (it has: haar)" in errors[0]
+    assert len(errors) == 1 and "has no crop for the 'yunet' detector (it has: haar)" in errors[0]
     assert "Traceback" not in log
 
 
@@ -99,8 +99,8 @@ def test_detector_switch_serves_haar_with_its_own_crop(client, tiny_model_dir, t
     from scripts.loadgen import stop, wait_ready
 
     default = client.get("/model").json()["runtime"]["detector"]
-    assert default["name"] == "dnn" and default["sha256"] == (
-        "2a56a11a57a4a295956b0660b4a3d76bbdca2206c4961cea8efe7d95c7cb2f2d"
+    assert default["name"] == "yunet" and default["sha256"] == (
+        "8f2383e4dd3cfbb4553ea8718107fc0423210dc964f9f4280604804ed2552fa4"
     )
     haar = start_service(tiny_model_dir, tmp_path / "haar.log", DETECTOR="haar")
     try:
@@ -110,5 +110,6 @@ def test_detector_switch_serves_haar_with_its_own_crop(client, tiny_model_dir, t
         faces = httpx.post(haar.url + "/predict", files=files, timeout=60).json()["faces"]
         assert len(faces) == 4
         assert max(f["detection_score"] for f in faces) > 1  # the cascade's level weight, not a probability
+        assert all(f["landmarks"] is None for f in faces)  # a box-only detector
     finally:
         stop(haar)

@@ -32,7 +32,13 @@ def test_four_faces(client, test_images):
     assert len(body["faces"]) == 4
     for face in body["faces"]:
         _check_face(face, 512, 355)
-        assert 0.5 <= face["detection_score"] <= 1  # the DNN detector's probability, above MIN_FACE_CONFIDENCE
+        assert 0.5 <= face["detection_score"] <= 1  # YuNet's score, above MIN_FACE_CONFIDENCE
+        box, points = face["box"], face["landmarks"]
+        assert list(points) == ["right_eye", "left_eye", "nose", "mouth_right", "mouth_left"]
+        for point in points.values():  # in image pixels, inside the face's box
+            assert box["x"] <= point["x"] <= box["x"] + box["width"]
+            assert box["y"] <= point["y"] <= box["y"] + box["height"]
+        assert points["right_eye"]["x"] < points["left_eye"]["x"]  # the person's right eye: the image's left
     areas = [f["box"]["width"] * f["box"]["height"] for f in body["faces"]]
     assert areas == sorted(areas, reverse=True)
     assert set(body["timings_ms"]) == {"decode", "detect", "infer", "total"}
@@ -54,7 +60,7 @@ def test_detect_false_takes_the_whole_image_as_the_crop(client, utkface_dir):
     body = _post(client, chip, detect="false").json()
     (face,) = body["faces"]
     assert face["box"] == {"x": 0, "y": 0, "width": 200, "height": 200}
-    assert face["detection_score"] is None
+    assert face["detection_score"] is None and face["landmarks"] is None
     _check_face(face, 200, 200)
 
 

@@ -90,7 +90,8 @@ def test_export_writes_the_contract(tiny_model_dir):
     assert card["name"] == "tiny" and card["version"] == "0.0.0-test"  # the recipe's name, unless --name
     assert card["input_size"] == 64 and card["ages"] == list(range(101))
     assert card["backbone"] == "mobilenet_v2"
-    assert set(card["crops"]) == {"dnn", "haar"}
+    assert set(card["crops"]) == {"yunet", "dnn", "haar"}
+    assert len(card["crops"]["yunet"]["template"]) == 5  # YuNet's crop is a landmark template
     for name, crop in card["crops"].items():
         assert set(crop) >= {"scale", "shift_x", "shift_y", "source"}
         assert crop["source"]["detector"]["name"] == name
