@@ -8,7 +8,10 @@ on a one-face chip is a phantom). For the DNN detector each confidence threshold
 run at the lowest threshold: suppression keeps the surest boxes first, so a higher threshold only
 drops boxes.
 
-Usage: python scripts/tune_detection.py [--chips N] [--detector dnn|haar]
+`--smallest` prints instead, for the default settings of each detector, the smallest face found
+on 640×480, 1920×1080 and 4000×3000 canvases: grace_hopper.bmp's face pasted ever smaller.
+
+Usage: python scripts/tune_detection.py [--chips N] [--detector yunet|dnn|haar] [--smallest]
 """
 
 from __future__ import annotations
@@ -27,7 +30,7 @@ from app import imaging  # noqa: E402
 from model_training.calibrate import pad_chip  # noqa: E402
 from model_training.crop import read_rgb  # noqa: E402
 from model_training.dataset import DEFAULT_DATA_ROOT, DEFAULT_MANIFEST, read_manifest  # noqa: E402
-from model_training.detect import DnnDetector, HaarDetector  # noqa: E402
+from model_training.detect import DETECTORS, DnnDetector, HaarDetector, YuNetDetector, make_detector  # noqa: E402
 from scripts.bench import median_ms, photos  # noqa: E402
 
 EXPECTED = {  # faces a person counts on each photo (bench.photos() pastes face.jpg and grace_hopper.bmp)
@@ -47,20 +50,54 @@ def chip_rates(scores: list[list[float]], threshold: float) -> str:
     return f"{sum(c >= 1 for c in counts) / n:.1%} / {sum(c == 1 for c in counts) / n:.1%}"
 
 
+def smallest_faces(detectors: list[str]) -> None:
+    """The smallest face each detector finds on canvases of three sizes (its default settings)."""
+    import numpy as np
+    from PIL import Image
+
+    hopper = Image.open(Path(__file__).resolve().parents[2] / "shared" / "data" / "test-images" / "grace_hopper.bmp")
+    face_px = 180  # grace_hopper.bmp's face box is about 180 px wide in its 512 px photo
+    sizes = ((640, 480), (1920, 1080), (4000, 3000))
+    print("| detector | " + " | ".join(f"{w}×{h}: smallest face found" for w, h in sizes) + " |")
+    print("|---|" + "---:|" * len(sizes))
+    for name in detectors:
+        detector, cells = make_detector(name), []
+        for w, h in sizes:
+            found = None
+            for face in range(120, 9, -2):  # down from a face every detector finds
+                canvas = Image.new("RGB", (w, h), (118, 124, 130))
+                f = face / face_px
+                canvas.paste(hopper.resize((round(hopper.width * f), round(hopper.height * f))), (w // 3, h // 3))
+                if not detector.detect(np.asarray(canvas)):
+                    break
+                found = face
+            cells.append(f"{found} px" if found else "none")
+        print(f"| {name} | " + " | ".join(cells) + " |", flush=True)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--chips", type=int, default=300, help="validation chips to try")
-    parser.add_argument("--detector", choices=["dnn", "haar"], help="only this detector")
+    parser.add_argument("--detector", choices=DETECTORS, help="only this detector")
+    parser.add_argument("--smallest", action="store_true", help="the smallest face found per canvas size")
     parser.add_argument("--data-root", type=Path, default=DEFAULT_DATA_ROOT)
     parser.add_argument("--manifest", type=Path, default=DEFAULT_MANIFEST)
     args = parser.parse_args()
     cv2.setNumThreads(1)  # as in the service: one thread per request
+    if args.smallest:
+        smallest_faces([args.detector] if args.detector else list(DETECTORS))
+        return
     images = {name: imaging.decode(data, 10**9) for name, data in photos().items()}
     faces = random.Random(0).sample(read_manifest(args.manifest, "val"), args.chips)
     bare = [read_rgb(str(args.data_root / f.path)) for f in faces]
     padded = [pad_chip(chip)[0] for chip in bare]
 
     candidates = []
+    if args.detector in (None, "yunet"):
+        for min_face, max_pixels in itertools.product((32, 48), (150_000, 250_000, 400_000)):
+            label = f"yunet min face {min_face} · max pixels {max_pixels:,}"
+            detector = YuNetDetector(min_confidence=min(THRESHOLDS), min_face=min_face, max_pixels=max_pixels)
+            candidates.append((label, detector, THRESHOLDS))
     if args.detector in (None, "dnn"):
         for whole, min_face, max_pixels in itertools.product((160, 300), (40, 48), (400_000, 700_000)):
             label = f"dnn whole {whole} · min face {min_face} · max pixels {max_pixels:,}"

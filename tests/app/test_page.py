@@ -39,6 +39,14 @@ def test_page_shows_four_faces_with_boxes_ages_and_charts(browser, service, test
     wait.until(lambda d: len(d.find_elements(By.CSS_SELECTOR, ".face-card")) == 4)
     boxes = browser.find_elements(By.CSS_SELECTOR, "#photo .box")
     assert len(boxes) == 4
+    dots = browser.find_elements(By.CSS_SELECTOR, "#photo .landmark")  # five landmarks a face, inside its box
+    assert len(dots) == 20
+    rects = [b.rect for b in boxes]
+    for dot in dots:
+        x, y = dot.rect["x"] + dot.rect["width"] / 2, dot.rect["y"] + dot.rect["height"] / 2
+        assert any(
+            r["x"] - 1 <= x <= r["x"] + r["width"] + 1 and r["y"] - 1 <= y <= r["y"] + r["height"] + 1 for r in rects
+        )
     labels = [b.text for b in boxes]
     assert all(label.startswith(f"#{i + 1} · ") and label.split("· ")[1].isdigit() for i, label in enumerate(labels))
     cards = browser.find_elements(By.CSS_SELECTOR, ".face-card")

@@ -113,7 +113,7 @@ def test_tta_flip_serves_the_mirror_averaged_distribution(tiny_model_dir, test_i
     plain = Estimator.from_settings(Settings(), tiny_model_dir, "onnx")
     flipped = Estimator.from_settings(Settings(tta="flip"), tiny_model_dir, "onnx")
     rgb = imaging.decode(data, 10**8)
-    boxes, _, _ = plain.faces(rgb, True, 10)
+    boxes, _ = plain.faces(rgb, True, 10)
     want, _ = plain.model.predict(plain.crops(rgb, boxes, True), flip=True)
     got = flipped.run(data).faces[0].probabilities
     np.testing.assert_allclose(got, want[0], atol=1e-6)
