@@ -14,7 +14,9 @@ data/faces/                 (derived, git-ignored; `python -m model_training ali
   report.json               per source: faces, aligned, not found (and what was done with them)
 
 A UTKFace chip where YuNet finds no face keeps its own framing (the chip is what the template
-reproduces); an AAF photo without a face found is left out, and counted.
+reproduces; counted as kept_unaligned); an AAF photo without a face found is left out, and
+counted. A crop already in the cache is kept, so the counts of a resumed run cover only what it
+aligned anew.
 """
 
 from __future__ import annotations
@@ -34,6 +36,11 @@ from model_training.detect import FaceDetector, make_detector
 
 CACHE = Path("data/faces")
 MANIFEST = CACHE / "manifest.csv"
+HOW_TO_ALIGN = (
+    "python -m model_training align-faces makes it, from UTKFace and All-Age-Faces (AAF: extract it into data/aaf "
+    "with ../shared/tools/get-aaf.sh as ../shared/data/aaf/README.md says, then python -m model_training index "
+    "--source aaf)"
+)
 SIZE = 224  # the crops' side: the model's input (a recipe at another size resizes them)
 QUALITY = 95
 
@@ -72,27 +79,29 @@ def align_source(
     A crop already in the cache is kept (re-running resumes)."""
     detector = make_detector("yunet")
 
-    def one(face: Face) -> Face | None:
-        target = out / source / face.path
+    def one(face: Face) -> tuple[Face | None, bool]:
+        """The face's row in the cache (None: left out), and whether it was aligned by its landmarks."""
+        target, aligned = out / source / face.path, True
         if not target.exists():
             image = read_rgb(str(data_root / face.path))
             crop = align_image(image, detector, template)
             if crop is None:
                 if source != "utkface":
-                    return None
-                crop = crop_whole(image, SIZE)
+                    return None, False
+                crop, aligned = crop_whole(image, SIZE), False
             _write(target, crop)
-        return replace(face, path=f"{source}/{face.path}")
+        return replace(face, path=f"{source}/{face.path}"), aligned
 
-    kept, done = [], 0
+    kept, unaligned = [], 0
     with ThreadPoolExecutor(threads) as pool:
-        for face in pool.map(one, faces):
-            done += 1
+        for done, (face, aligned) in enumerate(pool.map(one, faces), 1):
             if face is not None:
                 kept.append(face)
+                unaligned += not aligned
             if done % 2000 == 0:
                 log(f"{source}: {done}/{len(faces)}")
-    return kept, {"faces": len(faces), "kept": len(kept), "left_out": len(faces) - len(kept)}
+    counts = {"faces": len(faces), "kept": len(kept), "left_out": len(faces) - len(kept)}
+    return kept, {**counts, "kept_unaligned": unaligned}
 
 
 def align_all(sources: list[str], out: Path = CACHE, threads: int = 2, log=print) -> dict:
@@ -100,12 +109,8 @@ def align_all(sources: list[str], out: Path = CACHE, threads: int = 2, log=print
     template = load_template()
     missing = [s for s in sources if not SOURCES[s][0].is_dir() or not SOURCES[s][1].is_file()]
     if missing:
-        raise FileNotFoundError(
-            "missing "
-            + ", ".join(f"{s} ({SOURCES[s][0]} and {SOURCES[s][1]})" for s in missing)
-            + ": AAF is extracted by ../shared/tools/get-aaf.sh (../shared/data/aaf/README.md) and indexed by "
-            "python -m model_training index --source aaf"
-        )
+        where = ", ".join(f"{s} ({SOURCES[s][0]} and {SOURCES[s][1]})" for s in missing)
+        raise FileNotFoundError(f"missing {where}: {HOW_TO_ALIGN}")
     rows, report = [], {}
     for source in sources:
         data_root, manifest = SOURCES[source]

@@ -191,6 +191,11 @@ def train(
     extra_callbacks: Sequence[keras.callbacks.Callback] = (),
 ) -> Path:
     """Run (or resume) every stage of `recipe`; returns the path of the best weights."""
+    if not Path(recipe.manifest).is_file():
+        from model_training.aligned import HOW_TO_ALIGN, MANIFEST
+
+        how = f": {HOW_TO_ALIGN}" if Path(recipe.manifest) == MANIFEST else ""
+        raise FileNotFoundError(f"the recipe's manifest {recipe.manifest} is missing{how}")
     run_dir.mkdir(parents=True, exist_ok=True)
     config_path, state_path, best = run_dir / "config.json", run_dir / "state.json", run_dir / BEST
     if config_path.exists():

@@ -96,3 +96,44 @@ def test_committed_manifest_covers_the_cleaned_full_set(utkface_dir):
     assert Counter(f.gender for f in faces)["unknown"] == 3
     for f in faces[::2000]:  # the manifest names real files with the recorded content
         assert file_sha256(Path(utkface_dir) / f.path) == f.sha256
+
+
+def _aaf_folder(utkface_dir: Path, root: Path) -> Path:
+    """A few files laid out as All-Age-Faces' (`aglined faces/%05dA%02d.jpg`), made from UTKFace chips:
+    two women and a man, a byte-identical copy with the same age, one with another age, a stray name."""
+    folder = root / "aglined faces"
+    folder.mkdir(parents=True)
+    a, b, c = sorted(utkface_dir.iterdir())[:3]
+    shutil.copy(a, folder / "00012A25.jpg")
+    shutil.copy(a, folder / "00013A25.jpg")  # same bytes, same age: one kept
+    shutil.copy(b, folder / "07380A41.jpg")  # the last woman's serial number
+    shutil.copy(b, folder / "07381A43.jpg")  # same bytes, another age: both dropped
+    shutil.copy(c, folder / "12000A07.jpg")  # a man
+    shutil.copy(c, folder / "notes.jpg")  # not an AAF name
+    return root
+
+
+def test_aaf_index_reads_age_and_gender_from_the_name_and_states_the_sets_ethnicity(utkface_dir, tmp_path):
+    root = _aaf_folder(utkface_dir, tmp_path / "aaf")
+    faces, report = index_folder(root, source="aaf")
+    assert (report.files, report.unparsable, report.duplicates_dropped, report.conflicts_dropped) == (6, 1, 1, 2)
+    assert [(f.path, f.age, f.gender) for f in faces] == [
+        ("aglined faces/00012A25.jpg", 25, "female"),
+        ("aglined faces/12000A07.jpg", 7, "male"),
+    ]
+    assert {(f.ethnicity, f.source) for f in faces} == {("mostly Asian", "aaf")}
+    split = split_faces(faces, seed=42)
+    write_manifest(split, tmp_path / "aaf.csv")
+    assert read_manifest(tmp_path / "aaf.csv") == split  # the source column survives the round trip
+
+
+def test_a_missing_aaf_folder_is_named(tmp_path):
+    import pytest
+
+    with pytest.raises(FileNotFoundError, match="aglined faces.*shared/data/aaf/README.md"):
+        index_folder(tmp_path, source="aaf")
+
+
+def test_a_manifest_without_a_source_column_is_utkface(tmp_path):
+    (tmp_path / "old.csv").write_text("path,sha256,age,gender,ethnicity,split\na.jpg,00,30,male,White,train\n")
+    assert read_manifest(tmp_path / "old.csv")[0].source == "utkface"
