@@ -1,9 +1,10 @@
-"""Bounded work: request bodies (size and upload time) and predictions in flight."""
+"""Bounded work: request bodies (size and upload time), predictions in flight, connections while draining."""
 
 from __future__ import annotations
 
 import asyncio
 import time
+from collections.abc import Callable
 
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
@@ -107,3 +108,29 @@ class InFlight:
     def release(self) -> None:
         self.count -= 1
         self.gauge.dec()
+
+
+class CloseWhileDraining:
+    """Pure ASGI middleware: while the replica drains (after SIGTERM), every answer, 200 or 503,
+    says `Connection: close`, and the server closes the connection once it is sent.
+
+    A client then sends its next request on a new connection, which the draining replica answers
+    (503 `shutting_down`) and a stopped one refuses, instead of on a keep-alive connection that
+    the server closes under it when it stops (a read error at the client, the request lost).
+    """
+
+    def __init__(self, app: ASGIApp, draining: Callable[[], bool]) -> None:
+        self.app, self.draining = app, draining
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+
+        async def send_closing(message: Message) -> None:
+            if message["type"] == "http.response.start" and self.draining():
+                headers = [(k, v) for k, v in message.get("headers", []) if k.lower() != b"connection"]
+                message = {**message, "headers": [*headers, (b"connection", b"close")]}
+            await send(message)
+
+        await self.app(scope, receive, send_closing)

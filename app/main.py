@@ -17,7 +17,7 @@ from fastapi.middleware.cors import CORSMiddleware
 from app import errors
 from app.config import Settings
 from app.estimator import Estimator
-from app.limits import BodyLimit, HeaderLimit, InFlight
+from app.limits import BodyLimit, CloseWhileDraining, HeaderLimit, InFlight
 from app.observability import Metrics, RequestLog
 from app.routes import router
 from app.security import ApiKey
@@ -109,7 +109,8 @@ def create_app(settings: Settings | None = None, on_fatal: Callable[[], None] = 
     app.state.executor = ThreadPoolExecutor(settings.compute_threads, thread_name_prefix="predict")
     errors.install(app)
     app.include_router(router)
-    # the last added runs first: log every request, count its headers, then CORS, the key, the body limits
+    # the last added runs first: close while draining, log every request, count its headers, then CORS,
+    # the key, the body limits
     app.add_middleware(BodyLimit, max_bytes=settings.max_upload_bytes, timeout=settings.upload_timeout)
     if settings.api_key:
         app.add_middleware(ApiKey, key=settings.api_key)
@@ -122,6 +123,7 @@ def create_app(settings: Settings | None = None, on_fatal: Callable[[], None] = 
         )
     app.add_middleware(HeaderLimit, max_headers=settings.max_headers, max_bytes=settings.max_header_bytes)
     app.add_middleware(RequestLog, metrics=app.state.metrics)
+    app.add_middleware(CloseWhileDraining, draining=lambda: app.state.draining)
     return app
 
 

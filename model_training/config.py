@@ -118,7 +118,7 @@ class Recipe:
         return json.dumps(self.to_dict(), indent=2)
 
 
-def _build(data: dict) -> Recipe:
+def recipe_from_dict(data: dict) -> Recipe:
     data = dict(data)
     if "base" in data:  # a recipe may change a few keys of another: base = "mobilenet_v2"
         base = load_recipe(data.pop("base")).to_dict()
@@ -163,9 +163,9 @@ def load_recipe(path: str | Path) -> Recipe:
     if not path.exists() and (RECIPES / f"{path.name}.toml").exists():
         path = RECIPES / f"{path.name}.toml"
     if path.suffix == ".json":
-        return _build(json.loads(path.read_text()))
+        return recipe_from_dict(json.loads(path.read_text()))
     with path.open("rb") as fh:
-        return _build(tomllib.load(fh))
+        return recipe_from_dict(tomllib.load(fh))
 
 
 def override(recipe: Recipe, **changes) -> Recipe:

@@ -145,6 +145,30 @@ def _group_table(groups: dict) -> list[str]:
     return [*lines, ""]
 
 
+def _source_table(by_source: dict) -> list[str]:
+    """Markdown rows per source of faces (UTKFace, AAF): each is chosen on and judged by itself."""
+    if not by_source:
+        return []
+    lo, hi = ADULTS
+    lines = [
+        "By source:",
+        "",
+        f"| source | faces | MAE | CS@5 | 90 % interval holds | one mode | {lo}–{hi}: signed | MAE women / men |",
+        "|---|---:|---:|---:|---:|---:|---:|---:|",
+    ]
+    for name, m in by_source.items():
+        gender = m["groups"].get("gender", {})
+        adults = [g["adults"] for g in m["groups"].get("ethnicity", {}).values() if "adults" in g]
+        count = sum(a["count"] for a in adults)
+        signed = sum(a["signed"] * a["count"] for a in adults) / count if count else float("nan")
+        women, men = (gender.get(k, {}).get("mae", float("nan")) for k in ("female", "male"))
+        lines.append(
+            f"| {name} | {m['count']} | {m['mae']:.2f} | {m['cs5']:.1%} | {m['interval']['coverage']:.1%} "
+            f"| {m['modes']['single_mode_share']:.1%} | {signed:+.2f} | {women:.2f} / {men:.2f} |"
+        )
+    return [*lines, ""]
+
+
 def write_report(metrics: dict, out_dir: Path, title: str) -> None:
     lines = [
         f"# {title}",
@@ -162,6 +186,7 @@ def write_report(metrics: dict, out_dir: Path, title: str) -> None:
         f"Distributions with a single mode (local maxima of at least 20 % of the peak): "
         f"{metrics['modes']['single_mode_share']:.1%}; {metrics['modes']['mean']:.1f} modes on average.",
         "",
+        *_source_table(metrics.get("by_source", {})),
         *_group_table(metrics["groups"]),
         "Calibration (faces binned by predicted std):",
         "",

@@ -188,7 +188,7 @@ def main() -> None:
         "onnx forward / bare ONNX Runtime, batch 1 (≤ 1.2)": runtimes["onnx"]["batch1"] / bare,
         "HTTP p50 1920×1080 / 640×480 (≤ 1.5)": http["1920×1080, concurrency 1"]["p50_ms"] / one["p50_ms"],
     }
-    print("\n| target | ratio |\n|---|---:|")
+    print("\n| ratio (aimed at) | value |\n|---|---:|")
     for name, value in ratios.items():
         print(f"| {name} | {value:.2f} |")
     if args.json:

@@ -11,8 +11,13 @@ Validation only: the test split is read once per shipped candidate, by `evaluate
 model whose weights are the mean of the runs' weights (a "model soup": one forward; for runs of
 one architecture fine-tuned from the same weights, e.g. the stages of one run).
 
-Usage: python scripts/compare_runs.py runs/A runs/B/stage-NAME.weights.h5 ...
-           [--limit N] [--json FILE] [--smooth SIGMA PER_YEAR]... [--ensemble] [--soup]
+A model directory (e.g. models/dex-mobilenet_v2) is a run too: its SavedModel's weights with the
+recipe its model.json records. `--data RECIPE` scores every run on that recipe's validation faces
+(its manifest and data folder) instead of each run's own: e.g. a model trained on UTKFace's chips
+on the aligned faces of both sources.
+
+Usage: python scripts/compare_runs.py runs/A runs/B/stage-NAME.weights.h5 models/M ...
+           [--limit N] [--json FILE] [--smooth SIGMA PER_YEAR]... [--ensemble] [--soup] [--data RECIPE]
 """
 
 from __future__ import annotations
@@ -27,12 +32,13 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from model_training.config import Recipe, load_recipe  # noqa: E402
+from model_training.config import Recipe, load_recipe, recipe_from_dict  # noqa: E402
 from model_training.dataset import ETHNICITIES, Face  # noqa: E402
 from model_training.distribution import calibrated, fit_temperature  # noqa: E402
 from model_training.evaluate import compute_metrics  # noqa: E402
 from model_training.export import validation_probabilities  # noqa: E402
-from model_training.model import average_weights, build_model  # noqa: E402
+from model_training.model import average_weights, build_model, warm_start  # noqa: E402
+from model_training.model_dir import CARD  # noqa: E402
 from model_training.train import BEST  # noqa: E402
 
 
@@ -44,14 +50,26 @@ def locate(run: Path) -> tuple[Path, Path, str]:
     return run_dir, weights, label
 
 
-def predict(runs: list[Path], limit: int | None) -> tuple[str, Recipe, list[Face], np.ndarray]:
+def predict(
+    runs: list[Path], limit: int | None, data: Recipe | None = None
+) -> tuple[str, Recipe, list[Face], np.ndarray]:
     """(label, recipe, validation faces, raw probabilities) of one run, or of the soup of several
-    (their mean weights, with the first run's recipe)."""
-    located = [locate(run) for run in runs]
-    recipe = load_recipe(located[0][0] / "config.json")
-    model = build_model(recipe, weights="none")
-    average_weights(model, [weights for _, weights, _ in located])
-    label = located[0][2] if len(located) == 1 else "soup of " + " + ".join(label for *_, label in located)
+    (their mean weights, with the first run's recipe); on `data`'s validation faces if given."""
+    if (runs[0] / CARD).is_file():  # a model directory
+        if len(runs) > 1:
+            raise ValueError("a model directory cannot be part of a soup")
+        recipe = recipe_from_dict(json.loads((runs[0] / CARD).read_text())["training"]["recipe"])
+        model = build_model(recipe, weights="none")
+        warm_start(model, runs[0])
+        label = f"{runs[0].name} {json.loads((runs[0] / CARD).read_text())['version']}"
+    else:
+        located = [locate(run) for run in runs]
+        recipe = load_recipe(located[0][0] / "config.json")
+        model = build_model(recipe, weights="none")
+        average_weights(model, [weights for _, weights, _ in located])
+        label = located[0][2] if len(located) == 1 else "soup of " + " + ".join(label for *_, label in located)
+    if data is not None:
+        recipe = replace(recipe, manifest=data.manifest, data_root=data.data_root)
     return label, recipe, *validation_probabilities(model, recipe, limit)
 
 
@@ -108,13 +126,15 @@ def main() -> None:
     parser.add_argument("--json", type=Path, help="also write every metric here")
     parser.add_argument("--ensemble", action="store_true", help="also score the mean of the runs' distributions")
     parser.add_argument("--soup", action="store_true", help="also score the model of the runs' mean weights")
+    parser.add_argument("--data", help="score on this recipe's validation faces (its manifest and data folder)")
     parser.add_argument(
         "--smooth", type=float, nargs=2, action="append", metavar=("SIGMA", "PER_YEAR"),
         help="also score each run with this output smoothing (repeatable; recipe keys smooth_sigma*)",
     )  # fmt: skip
     args = parser.parse_args()
     variants = [None, *(tuple(s) for s in args.smooth or [])]
-    predictions = [predict([run], args.limit) for run in args.runs]
+    data = load_recipe(args.data) if args.data else None
+    predictions = [predict([run], args.limit, data) for run in args.runs]
     results = [m for p in predictions for m in score(*p, variants)]
     if args.ensemble:  # the mean of the runs' raw distributions, scored with the first run's recipe
         _, recipe, faces, _ = predictions[0]
@@ -123,7 +143,7 @@ def main() -> None:
         label = "ensemble of " + " + ".join(p[0] for p in predictions)
         results += score(label, recipe, faces, np.mean([p[3] for p in predictions], axis=0), variants)
     if args.soup:
-        results += score(*predict(args.runs, args.limit), variants)
+        results += score(*predict(args.runs, args.limit, data), variants)
     print(
         "| run | MAE | CS@5 | single mode | modes | "
         + " | ".join(f"30–69 signed: {e}" for e in ETHNICITIES)

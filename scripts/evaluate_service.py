@@ -1,11 +1,15 @@
 """The whole service path on the manifest's test faces: decode → detect → crop → model, through
-the app's own Estimator, compared with the model alone on the same chips.
+the app's own Estimator, compared with the model alone on the same faces.
 
-UTKFace chips are tight crops; each chip is shown to the service padded with a replicated border
-(as a face inside a larger photo) and bare. Each detector is run with the crop the model directory
-holds for it. "one face" is the share of chips where exactly one face was found.
+Each source image (a UTKFace chip, an All-Age-Faces photo) is shown to the service padded with a
+replicated border (as a face inside a larger photo) and, unless --framing padded, bare. Each
+detector is run with the crop the model directory holds for it. "one face" is the share of images
+where exactly one face was found. The model alone sees each face as it was framed for training:
+the image itself (a UTKFace chip), or its crop in --alone-root (the aligned-face cache, e.g.
+data/faces/aaf for a model trained on it).
 
-Usage: python scripts/evaluate_service.py [MODEL_DIR] [--detector dnn haar] [--limit N] [--out FILE]
+Usage: python scripts/evaluate_service.py [MODEL_DIR] [--detector yunet dnn haar] [--limit N] [--out FILE]
+           [--manifest CSV --data-root DIR] [--alone-root DIR] [--framing padded bare]
 """
 
 from __future__ import annotations
@@ -41,6 +45,8 @@ def main() -> None:
     parser.add_argument("--split", default="test")
     parser.add_argument("--limit", type=int)
     parser.add_argument("--detector", nargs="+", default=list(DETECTORS), choices=DETECTORS)
+    parser.add_argument("--framing", nargs="+", default=["padded", "bare"], choices=["padded", "bare"])
+    parser.add_argument("--alone-root", type=Path, help="where the model alone reads each face (default --data-root)")
     parser.add_argument("--out", type=Path, help="JSON file for the results")
     args = parser.parse_args()
 
@@ -50,7 +56,8 @@ def main() -> None:
         d: Estimator.from_settings(settings.model_copy(update={"detector": d}), args.model_dir) for d in args.detector
     }
     model = next(iter(predictors.values())).model
-    alone = [model.predict(crop_whole(chip, model.input_size)[None])[1][0] for chip in chips]
+    own = chips if args.alone_root is None else [read_rgb(str(args.alone_root / face.path)) for face in faces]
+    alone = [model.predict(crop_whole(image, model.input_size)[None])[1][0] for image in own]
     alone_err = [abs(float(a) - f.age) for a, f in zip(alone, faces, strict=True)]
     results = {
         "faces": len(faces),
@@ -59,7 +66,7 @@ def main() -> None:
         "model_alone_mae": float(np.mean(alone_err)),
     }
     for name, predictor in predictors.items():
-        for key in ("padded", "bare"):
+        for key in args.framing:
             ages, counts = [], []
             for chip in chips:
                 h, w = chip.shape[:2]

@@ -13,7 +13,10 @@ from scripts.loadgen import start_service, wait_ready
 DRAIN, TIMEOUT = 1.5, 8.0
 
 
-def test_sigterm_mid_load_answers_every_request_then_exits_in_time(tiny_model_dir, test_images, tmp_path):
+def test_clients_sending_back_to_back_through_sigterm_get_every_request_answered(tiny_model_dir, test_images, tmp_path):
+    """Six clients send one request after another before, during and after the drain: each request
+    is answered — 200 before SIGTERM, 200 or 503 after, every answer after it with Connection:
+    close — or refused once the port is closed; none is cut off on an open connection."""
     svc = start_service(
         tiny_model_dir,
         tmp_path / "service.log",
@@ -23,22 +26,26 @@ def test_sigterm_mid_load_answers_every_request_then_exits_in_time(tiny_model_di
     )
     wait_ready(svc)
     photo = (test_images / "face.jpg").read_bytes()
-    answers: list[tuple[float, int]] = []
+    answers: list[tuple[float, int, str]] = []  # (when, status, Connection header)
+    refused: list[float] = []
     failures: list[str] = []
     ready_while_draining: list[int] = []
     sent: dict[str, float] = {}
 
     async def client(c: httpx.AsyncClient) -> None:
-        while True:  # a steady load, until this replica says it is going
+        deadline = time.monotonic() + 2.0 + TIMEOUT + 3  # bounded: the server is gone by then
+        while time.monotonic() < deadline:
             try:
                 r = await c.post("/predict", files={"file": ("face.jpg", photo)})
-            except httpx.HTTPError as exc:
-                failures.append(repr(exc))
+            except httpx.ConnectError:  # refused: the port is closed, the replica is gone
+                refused.append(time.monotonic())
                 return
-            answers.append((time.monotonic(), r.status_code))
+            except httpx.HTTPError as exc:  # cut off on an open connection: a lost request
+                failures.append(f"{time.monotonic() - sent.get('sigterm', 0):.3f} s after SIGTERM: {exc!r}")
+                return
+            answers.append((time.monotonic(), r.status_code, r.headers.get("connection", "")))
             if r.status_code == 503:
                 assert r.json()["error"] == "shutting_down" and r.headers["Retry-After"] == "1"
-                return
 
     async def terminate(c: httpx.AsyncClient) -> None:
         await asyncio.sleep(2.0)
@@ -57,9 +64,12 @@ def test_sigterm_mid_load_answers_every_request_then_exits_in_time(tiny_model_di
     finally:
         svc.process.kill()
     exited = time.monotonic() - sent["sigterm"]
-    statuses = [status for _, status in answers]
-    assert not failures, failures  # no reset or refused connection
-    assert set(statuses) == {200, 503}, statuses
-    assert any(t > sent["sigterm"] and s == 200 for t, s in answers)  # accepted work finished after SIGTERM
+    assert not failures, failures
+    before = [s for t, s, _ in answers if t < sent["sigterm"]]
+    after = [(s, conn) for t, s, conn in answers if t > sent["sigterm"] + 0.05]  # answers sent after SIGTERM
+    assert before and set(before) == {200}
+    assert {s for s, _ in after} == {200, 503}  # accepted work finished, new work was turned away
+    assert all(conn == "close" for _, conn in after), after
+    assert len(refused) == 6 and min(refused) > sent["sigterm"] + DRAIN  # refused only once the port closed
     assert ready_while_draining == [503]
     assert code == 0 and DRAIN <= exited <= TIMEOUT, exited

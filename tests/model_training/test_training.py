@@ -93,7 +93,7 @@ def test_export_writes_the_contract(tiny_model_dir):
     assert set(card["crops"]) == {"yunet", "dnn", "haar"}
     assert len(card["crops"]["yunet"]["template"]) == 5  # YuNet's crop is a landmark template
     for name, crop in card["crops"].items():
-        assert set(crop) >= {"scale", "shift_x", "shift_y", "source"}
+        assert set(crop) >= ({"template", "source"} if name == "yunet" else {"scale", "shift_x", "shift_y", "source"})
         assert crop["source"]["detector"]["name"] == name
     assert card["training"]["manifest_sha256"]
     assert card["training"]["counts"] == {"train": 18491, "val": 2310, "test": 2312}
@@ -147,6 +147,28 @@ def test_evaluate_writes_metrics_report_and_plots(tiny_model_dir, utkface_dir, t
     assert sum(g["count"] for g in saved["groups"]["ethnicity"].values()) == 40
     assert set(saved["groups"]["gender"]) <= {"male", "female", "unknown"}
     assert "| White |" in (tmp_path / "report.md").read_text()
+
+
+def test_evaluate_on_two_sources_reports_and_records_each(tiny_model_dir, utkface_dir, tmp_path):
+    """A manifest of two sources (here UTKFace faces relabelled as a second source): each source's
+    metrics in metrics.json, report.md and the card's metrics.SPLIT.SOURCE."""
+    import shutil
+
+    from model_training.dataset import write_manifest
+
+    faces = read_manifest(MANIFEST, "test")[:30]
+    faces = [replace(f, source="aaf" if i % 3 == 0 else "utkface") for i, f in enumerate(faces)]
+    write_manifest(faces, tmp_path / "two.csv")
+    model_dir = tmp_path / "model"
+    shutil.copytree(tiny_model_dir, model_dir)
+    metrics = evaluate(model_dir, tmp_path / "two.csv", utkface_dir, "test", tmp_path / "ev", record=True, log=print)
+    assert {k: v["count"] for k, v in metrics["by_source"].items()} == {"aaf": 10, "utkface": 20}
+    both = np.array([metrics["by_source"][s]["mae"] for s in ("aaf", "utkface")])
+    assert metrics["mae"] == pytest.approx((both * [10, 20]).sum() / 30)
+    card = json.loads((model_dir / "model.json").read_text())
+    assert card["metrics"]["test"]["aaf"]["count"] == 10 and card["metrics"]["test"]["count"] == 30
+    report = (tmp_path / "ev" / "report.md").read_text()
+    assert "| aaf | 10 |" in report and "| utkface | 20 |" in report
 
 
 def test_model_dir_errors_name_the_problem(tiny_model_dir, tmp_path):
