@@ -10,8 +10,11 @@ drops boxes.
 
 `--smallest` prints instead, for the default settings of each detector, the smallest face found
 on 640×480, 1920×1080 and 4000×3000 canvases: grace_hopper.bmp's face pasted ever smaller.
+`--tilt` prints YuNet's eye line on grace_hopper.bmp rotated by 20° and 30° (its face about 200
+and about 60 px wide), and its detection time on the canvases, with and without the second look
+at each small face's landmarks.
 
-Usage: python scripts/tune_detection.py [--chips N] [--detector yunet|dnn|haar] [--smallest]
+Usage: python scripts/tune_detection.py [--chips N] [--detector yunet|dnn|haar] [--smallest] [--tilt]
 """
 
 from __future__ import annotations
@@ -75,17 +78,53 @@ def smallest_faces(detectors: list[str]) -> None:
         print(f"| {name} | " + " | ".join(cells) + " |", flush=True)
 
 
+def tilts() -> None:
+    """YuNet's eye-line angle on a rotated face, and its time, with and without the landmark look."""
+    import numpy as np
+
+    photo = imaging.decode((Path(__file__).resolve().parents[2] / "shared" / "data" / "test-images" /
+                            "grace_hopper.bmp").read_bytes(), 10**8)  # fmt: skip
+    photo = cv2.copyMakeBorder(photo, 200, 200, 200, 200, cv2.BORDER_REPLICATE)
+    h, w = photo.shape[:2]
+    canvases = {n: imaging.decode(d, 10**9) for n, d in photos().items() if n.startswith("canvas")}
+
+    class WithoutLook(YuNetDetector):
+        LANDMARK_FACE = 0  # no face is small enough for a second look
+
+    print("| landmarks | " + " | ".join(f"{a}°, face {f}" for a in (20, 30) for f in ("≈200 px", "≈60 px")) + " | "
+          + " | ".join(f"{n} ms" for n in canvases) + " |")  # fmt: skip
+    print("|---|" + "---:|" * (4 + len(canvases)))
+    for label, detector in (("second look (default)", YuNetDetector()), ("one pass", WithoutLook())):
+        cells = []
+        for angle in (20, 30):
+            rotated = cv2.warpAffine(
+                photo, cv2.getRotationMatrix2D((464, 428), angle, 1.0), (w, h), borderMode=cv2.BORDER_REPLICATE
+            )
+            for shrink in (1.0, 0.3):
+                small = cv2.resize(rotated, None, fx=shrink, fy=shrink, interpolation=cv2.INTER_AREA)
+                (x0, y0), (x1, y1) = detector.detect(small)[0].landmarks[:2]
+                cells.append(f"{np.degrees(np.arctan2(y1 - y0, x1 - x0)):+.1f}°")
+        cells += [f"{median_ms(lambda im=im, d=detector: d.detect(im), 9):.1f}" for im in canvases.values()]
+        print(f"| {label} | " + " | ".join(cells) + " |", flush=True)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--chips", type=int, default=300, help="validation chips to try")
     parser.add_argument("--detector", choices=DETECTORS, help="only this detector")
     parser.add_argument("--smallest", action="store_true", help="the smallest face found per canvas size")
+    parser.add_argument(
+        "--tilt", action="store_true", help="YuNet's landmarks on a rotated face, with and without the look"
+    )
     parser.add_argument("--data-root", type=Path, default=DEFAULT_DATA_ROOT)
     parser.add_argument("--manifest", type=Path, default=DEFAULT_MANIFEST)
     args = parser.parse_args()
     cv2.setNumThreads(1)  # as in the service: one thread per request
     if args.smallest:
         smallest_faces([args.detector] if args.detector else list(DETECTORS))
+        return
+    if args.tilt:
+        tilts()
         return
     images = {name: imaging.decode(data, 10**9) for name, data in photos().items()}
     faces = random.Random(0).sample(read_manifest(args.manifest, "val"), args.chips)
