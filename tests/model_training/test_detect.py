@@ -7,22 +7,16 @@ from concurrent.futures import ThreadPoolExecutor
 
 import pytest
 
-from app import imaging
 from model_training.calibrate import pad_chip
 from model_training.crop import read_rgb
 from model_training.dataset import read_manifest
-from model_training.detect import DNN_DIR, DNN_WEIGHTS, DnnDetector, HaarDetector, make_detector
+from model_training.detect import DNN_DIR, DNN_WEIGHTS, YUNET, DnnDetector, HaarDetector, YuNetDetector, make_detector
 from tests.conftest import MANIFEST
 
 
 @pytest.fixture(scope="module")
 def dnn():
     return make_detector("dnn")
-
-
-@pytest.fixture(scope="module")
-def photos(test_images):
-    return {p.name: imaging.decode(p.read_bytes(), 10**8) for p in sorted(test_images.iterdir()) if p.suffix != ".md"}
 
 
 def _chips(utkface_dir, n):
@@ -93,14 +87,18 @@ def test_unknown_detector_is_refused():
         make_detector("yolo")
 
 
-def test_a_damaged_network_file_is_refused_at_load(tmp_path):
+@pytest.mark.parametrize(("detector", "file"), [(DnnDetector, DNN_WEIGHTS), (YuNetDetector, YUNET)])
+def test_a_damaged_or_missing_network_file_is_refused_at_load(tmp_path, detector, file):
     shutil.copytree(DNN_DIR, tmp_path / "d")
-    weights = tmp_path / "d" / DNN_WEIGHTS
-    data = bytearray(weights.read_bytes())
-    data[1000] ^= 0xFF
-    weights.write_bytes(bytes(data))
+    path = tmp_path / "d" / file
+    data = bytearray(path.read_bytes())
+    data[5000] ^= 0xFF
+    path.write_bytes(bytes(data))
     with pytest.raises(RuntimeError, match="does not match its sha256"):
-        DnnDetector(model_dir=tmp_path / "d")
+        detector(model_dir=tmp_path / "d")
+    path.unlink()
+    with pytest.raises(RuntimeError, match="face detector file missing"):
+        detector(model_dir=tmp_path / "d")
 
 
 def test_describe_names_the_files_checksum(dnn):

@@ -1,26 +1,19 @@
 """YuNet, the default detector, on real photos: counts, landmarks, the scale rule, threads, integrity."""
 
-import shutil
 from concurrent.futures import ThreadPoolExecutor
 
 import numpy as np
 import pytest
 from PIL import Image
 
-from app import imaging
 from model_training.calibrate import pad_chip
-from model_training.detect import DNN_DIR, YUNET, YuNetDetector, detection_scale, make_detector
+from model_training.detect import detection_scale, make_detector
 from tests.model_training.test_detect import _chips
 
 
 @pytest.fixture(scope="module")
 def yunet():
     return make_detector("yunet")
-
-
-@pytest.fixture(scope="module")
-def photos(test_images):
-    return {p.name: imaging.decode(p.read_bytes(), 10**8) for p in sorted(test_images.iterdir()) if p.suffix != ".md"}
 
 
 def _canvas(test_images, w: int, h: int) -> np.ndarray:
@@ -72,19 +65,6 @@ def test_one_network_per_thread_gives_the_same_answers_under_concurrency(yunet, 
     with ThreadPoolExecutor(4) as pool:
         got = list(pool.map(answer, names))
     assert got == [want[n] for n in names]
-
-
-def test_a_damaged_onnx_file_is_refused_at_load(tmp_path):
-    shutil.copytree(DNN_DIR, tmp_path / "d")
-    path = tmp_path / "d" / YUNET
-    data = bytearray(path.read_bytes())
-    data[5000] ^= 0xFF
-    path.write_bytes(bytes(data))
-    with pytest.raises(RuntimeError, match="does not match its sha256"):
-        YuNetDetector(model_dir=tmp_path / "d")
-    path.unlink()
-    with pytest.raises(RuntimeError, match="face detector file missing"):
-        YuNetDetector(model_dir=tmp_path / "d")
 
 
 @pytest.mark.parametrize("shape", [(1, 10000), (10000, 1), (1, 1), (19, 4000), (5, 300)])
