@@ -13,6 +13,7 @@ import functools
 import json
 import logging
 import signal
+import socket
 import time
 from collections.abc import Callable
 from http import HTTPStatus
@@ -113,9 +114,13 @@ class DrainingServer(uvicorn.Server):
 
     For DRAIN_SECONDS (while a balancer takes the replica out) and until the predictions in
     progress are done, the service keeps answering: /ready with 503, new predictions with 503 and
-    Retry-After, predictions already accepted with their 200. Then it stops as uvicorn does; by
-    SHUTDOWN_TIMEOUT at the latest. SIGINT (Ctrl-C), or a second SIGTERM, stops at once.
+    Retry-After, predictions already accepted with their 200, every answer with Connection: close
+    (limits.CloseWhileDraining). Then it closes the port, lets the connections it had just accepted
+    bring their requests (`shutdown`), and stops as uvicorn does; by SHUTDOWN_TIMEOUT at the
+    latest. SIGINT (Ctrl-C), or a second SIGTERM, stops at once.
     """
+
+    LINGER = 0.5  # s: once the port is closed, how long connections accepted just before may bring a request
 
     def __init__(self, config: uvicorn.Config, settings: Settings, drain: Callable[[], None], busy: Callable[[], int]):
         super().__init__(config)
@@ -139,8 +144,29 @@ class DrainingServer(uvicorn.Server):
                 break
             await asyncio.sleep(0.05)
         # what uvicorn may still spend on open requests once it stops listening
-        self.config.timeout_graceful_shutdown = max(0.5, settings.shutdown_timeout - (time.monotonic() - start) - 0.5)
+        self.config.timeout_graceful_shutdown = max(
+            0.5, settings.shutdown_timeout - (time.monotonic() - start) - 0.5 - self.LINGER
+        )
         self.should_exit = True
+
+    async def shutdown(self, sockets=None) -> None:
+        """After a drain: stop queueing connections and accept those queued (closing the port resets
+        a queued connection, whose client has sent its request), close the port (the next
+        connection is refused), give the connections accepted just before up to LINGER to bring
+        their request and get its answer (503, Connection: close), and only then close what is
+        left, as uvicorn does (closing a fresh connection at once would cut off its request)."""
+        if self.draining_since is not None and not self.force_exit:
+            for server in self.servers:
+                for listening in server.sockets:  # queue no more connections: the next ones wait, then are refused
+                    with socket.fromfd(listening.fileno(), listening.family, listening.type) as same:
+                        same.listen(0)
+            await asyncio.sleep(0.1)  # the loop accepts those already queued (closing would reset them)
+            for server in self.servers:
+                server.close()
+            start = time.monotonic()
+            while self.server_state.connections and time.monotonic() - start < self.LINGER:
+                await asyncio.sleep(0.01)
+        await super().shutdown(sockets)
 
 
 @functools.cache
