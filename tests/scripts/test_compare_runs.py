@@ -27,7 +27,31 @@ def test_compare_runs_scores_a_run_a_stage_and_their_ensemble(tiny_run, tmp_path
     ]
     run, same_weights, ensemble, soup = results
     assert 0 < run["mae"] < 100 and run["mae"] == same_weights["mae"] == ensemble["mae"] == soup["mae"]
-    assert set(run["groups"]) == {"ethnicity", "gender"}
+    assert set(run["groups"]) == {"ethnicity", "gender", "source", "source_gender"}
+
+
+def test_compare_runs_scores_a_model_directory_on_another_recipes_two_sources(tiny_model_dir, tiny_recipe, tmp_path):
+    """A model directory as a candidate, scored with --data on a recipe whose validation faces come
+    from two sources (here UTKFace faces, a third relabelled as a second source): each source's row."""
+    from dataclasses import replace
+
+    from model_training.dataset import read_manifest, write_manifest
+
+    faces = read_manifest(tiny_recipe.manifest, "val")[:30]
+    write_manifest([replace(f, source="aaf" if i % 3 else "utkface") for i, f in enumerate(faces)], tmp_path / "m.csv")
+    recipe = tmp_path / "data.json"
+    recipe.write_text(replace(tiny_recipe, manifest=str(tmp_path / "m.csv")).dumps())
+    command = [sys.executable, "scripts/compare_runs.py", str(tiny_model_dir), "--data", str(recipe)]
+    result = subprocess.run([*command, "--json", str(tmp_path / "c.json")], cwd=REPO, capture_output=True, text=True,
+                            timeout=600)  # fmt: skip
+    assert result.returncode == 0, result.stderr[-2000:]
+    (row,) = json.loads((tmp_path / "c.json").read_text())
+    assert row["run"] == "tiny 0.0.0-test" and row["count"] == 30
+    assert {k: v["count"] for k, v in row["groups"]["source"].items()} == {"aaf": 20, "utkface": 10}
+    source_rows = [
+        line for line in result.stdout.splitlines() if line.startswith("| tiny 0.0.0-test") and "aaf " in line
+    ]
+    assert len(source_rows) == 1 and "utkface " in source_rows[0]
 
 
 def test_a_soup_is_the_mean_of_the_weights(tiny_recipe, tmp_path):
