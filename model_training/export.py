@@ -145,11 +145,14 @@ def export(
         "ages": recipe.ages,
         "crops": crops,
         "preprocessing": (
-            "Input: RGB 0..255 float32, a face crop resized to input_size (area averaging when shrinking, "
-            "bilinear when growing). Crop (crops[detector], for the detector that gave the box): side = scale * "
-            "max(box width, height), centre moved by (shift_x * width, shift_y * height) from the box's centre, "
-            "border replicated "
-            f"outside the image. The backbone's '{recipe.normalization}' normalisation is inside the graph."
+            "Input: RGB 0..255 float32, a face crop of input_size x input_size. Crop (crops[detector], for the "
+            "detector that found the face): with a landmark template (yunet), the rotation, uniform scale and "
+            "shift that map the face's five landmarks (least squares) onto template * input_size, warped "
+            "bilinearly (a face over twice the output first shrunk by area averaging); with a box crop (dnn, "
+            "haar), the square of side = scale * max(box width, height), centre moved by (shift_x * width, "
+            "shift_y * height) from the box's centre, resized (area averaging when shrinking, bilinear when "
+            "growing). Either way the border is replicated outside the image. The backbone's "
+            f"'{recipe.normalization}' normalisation is inside the graph."
         ),
         "training": {
             "recipe": {k: portable(v) if k in PATHS else v for k, v in recipe.to_dict().items()},
