@@ -336,7 +336,9 @@ class YuNetDetector:
         net = self._net()
         net.setInputSize((bgr.shape[1], bgr.shape[0]))
         _, rows = net.detect(bgr)
-        return np.zeros((0, 15), np.float32) if rows is None else rows
+        if rows is None:
+            return np.zeros((0, 15), np.float32)
+        return rows[np.isfinite(rows).all(axis=1)]  # a strip of a few pixels can give rows of nan
 
     def _landmarks(self, rgb: np.ndarray, x: float, y: float, side: float) -> np.ndarray | None:
         """The landmarks of the face boxed at (x, y, side) in `rgb`, from a look at LANDMARK_FACE px."""
