@@ -338,7 +338,13 @@ class YuNetDetector:
         _, rows = net.detect(bgr)
         if rows is None:
             return np.zeros((0, 15), np.float32)
-        return rows[np.isfinite(rows).all(axis=1)]  # a strip of a few pixels can give rows of nan
+        # a strip of a few pixels can give rows of nan, or of landmarks far outside their box: no face
+        rows = rows[np.isfinite(rows).all(axis=1) & (rows[:, 2] > 0) & (rows[:, 3] > 0)]
+        x, y = rows[:, 4:14:2], rows[:, 5:14:2]
+        mx, my = (0.25 * rows[:, 2])[:, None], (0.25 * rows[:, 3])[:, None]
+        inside = (x >= rows[:, :1] - mx) & (x <= (rows[:, 0] + rows[:, 2])[:, None] + mx)
+        inside &= (y >= rows[:, 1:2] - my) & (y <= (rows[:, 1] + rows[:, 3])[:, None] + my)
+        return rows[inside.all(axis=1)]
 
     def _landmarks(self, rgb: np.ndarray, x: float, y: float, side: float) -> np.ndarray | None:
         """The landmarks of the face boxed at (x, y, side) in `rgb`, from a look at LANDMARK_FACE px."""
