@@ -24,6 +24,7 @@ SAMPLINGS = ("plain", *BALANCED_BY)
 # pooled features of every training chip and its mirror image, computed once; "soup": no training,
 # the mean of the weights the stages named in `soup` ended with (a model soup)
 TRAINS = ("head", "all", "head_refit", "soup")
+GROUP_BY = ("ethnicity", "ethnicity_gender")
 
 
 @dataclass(frozen=True)
@@ -89,6 +90,7 @@ class Recipe:
     # weight of a term on the mean signed error of each ethnicity's adults (30–69) in a batch,
     # squared (see losses.L1WithGroupBias); 0: none
     group_bias_weight: float = 0.0
+    group_by: str = "ethnicity"  # the term's cells: "ethnicity" or "ethnicity_gender" (pipeline.bias_groups)
     # "plain": every training face once per epoch; "balanced": faces drawn so that the ethnicity ×
     # age-band cells are seen about equally often, no face more than balance_cap times as often as
     # plain; "balanced_gender": the same over ethnicity × gender × age band (see BALANCED_BY)
@@ -140,6 +142,8 @@ def recipe_from_dict(data: dict) -> Recipe:
         raise ValueError(f"loss must be 'ce' or 'ldl', not {recipe.loss!r}")
     if recipe.l1_weight < 0 or recipe.group_bias_weight < 0:
         raise ValueError("l1_weight and group_bias_weight must not be negative")
+    if recipe.group_by not in GROUP_BY:
+        raise ValueError(f"group_by must be one of {GROUP_BY}, not {recipe.group_by!r}")
     if recipe.sampling not in SAMPLINGS:
         raise ValueError(f"sampling must be one of {SAMPLINGS}, not {recipe.sampling!r}")
     for i, stage in enumerate(recipe.stages):

@@ -15,7 +15,7 @@ import tensorflow as tf
 
 from model_training.config import BALANCED_BY, Augment, Recipe
 from model_training.crop import crop_square, crop_whole, read_rgb
-from model_training.dataset import ADULTS, BANDS, ETHNICITIES, Face
+from model_training.dataset import AAF_ETHNICITY, ADULTS, BANDS, ETHNICITIES, GENDERS, Face
 
 AUTOTUNE = tf.data.AUTOTUNE
 
@@ -95,11 +95,22 @@ def balanced_weights(faces: list[Face], cap: float, by: tuple[str, ...] = ("ethn
     return ratio / ratio.sum()
 
 
-def adult_groups(faces: list[Face]) -> np.ndarray:
-    """Each face's ethnicity as an index into ETHNICITIES if it is an adult (ADULTS), else -1: what
-    the loss's group term (losses.L1WithGroupBias) averages over."""
-    adult = [ADULTS[0] <= f.age <= ADULTS[1] and f.ethnicity in ETHNICITIES for f in faces]
-    return np.array([ETHNICITIES.index(f.ethnicity) if a else -1 for f, a in zip(faces, adult, strict=True)], "int32")
+def bias_groups(group_by: str) -> tuple[str, ...]:
+    """The cells whose adults' mean signed error the group term lowers: each ethnicity as the data
+    states it (AAF's whole set counts as one, "mostly Asian"), or each ethnicity × gender."""
+    ethnicities = (*ETHNICITIES, AAF_ETHNICITY)
+    if group_by == "ethnicity":
+        return ethnicities
+    return tuple(f"{e} {g}" for e in ethnicities for g in GENDERS)
+
+
+def adult_groups(faces: list[Face], group_by: str = "ethnicity") -> np.ndarray:
+    """Each face's cell as an index into bias_groups(group_by) if it is an adult (ADULTS) of a known
+    cell, else -1: what the loss's group term (losses.L1WithGroupBias) averages over."""
+    cells = bias_groups(group_by)
+    keys = [f.ethnicity if group_by == "ethnicity" else f"{f.ethnicity} {f.gender}" for f in faces]
+    adult = [ADULTS[0] <= f.age <= ADULTS[1] and k in cells for f, k in zip(faces, keys, strict=True)]
+    return np.array([cells.index(k) if a else -1 for k, a in zip(keys, adult, strict=True)], "int32")
 
 
 def clipped_ages(faces: list[Face], recipe: Recipe) -> np.ndarray:
@@ -114,7 +125,7 @@ def targets(faces: list[Face], recipe: Recipe) -> dict[str, np.ndarray]:
     ages = clipped_ages(faces, recipe)
     expected = ages.astype("float32")
     if recipe.group_bias_weight > 0:
-        expected = np.stack([expected, adult_groups(faces).astype("float32")], axis=1)
+        expected = np.stack([expected, adult_groups(faces, recipe.group_by).astype("float32")], axis=1)
     return {"probabilities": label_distributions(recipe)[ages - recipe.min_age], "expected_age": expected}
 
 

@@ -31,7 +31,7 @@ from model_training.config import Recipe, Stage, load_recipe
 from model_training.dataset import Face, read_manifest
 from model_training.losses import L1WithGroupBias, age_mae
 from model_training.model import average_weights, build_model, set_trainable, warm_start
-from model_training.pipeline import clipped_ages, make_dataset, targets
+from model_training.pipeline import bias_groups, clipped_ages, make_dataset, targets
 from model_training.plots import plot_history
 
 MONITOR = "val_expected_age_mae"
@@ -112,7 +112,8 @@ def _compile(model: keras.Model, stage: Stage, recipe: Recipe) -> None:
     weights = {"probabilities": 1.0}
     mae = keras.metrics.MeanAbsoluteError(name="mae")
     if recipe.group_bias_weight > 0:  # the "expected_age" target carries each face's group too
-        loss["expected_age"] = L1WithGroupBias(recipe.l1_weight, recipe.group_bias_weight)
+        groups = len(bias_groups(recipe.group_by))
+        loss["expected_age"] = L1WithGroupBias(recipe.l1_weight, recipe.group_bias_weight, groups)
         weights["expected_age"] = 1.0
         mae = keras.metrics.MeanMetricWrapper(age_mae, name="mae")
     elif recipe.l1_weight > 0:

@@ -401,7 +401,7 @@ def test_head_refit_group_term_lowers_the_bias_of_each_groups_adults(tiny_recipe
         refit_head(model, stage, replace(tiny_recipe, group_bias_weight=group_bias_weight), faces)
         expected = model.get_layer("expected_age")(model.get_layer("probabilities")(features))
         truth = np.stack([[f.age for f in faces], groups], axis=1).astype("float32")
-        return float(L1WithGroupBias(l1_weight=0.0, group_weight=1.0)(truth, expected))  # the term alone
+        return float(L1WithGroupBias(l1_weight=0.0, group_weight=1.0, groups=6)(truth, expected))  # the term alone
 
     assert group_penalty(1000.0) < 0.5 * group_penalty(0.0)
 
