@@ -2,12 +2,14 @@
 
     dex-age serve [--host H] [--port P]          the service, as `python -m app`
     dex-age predict PATH... [--recursive] [--format csv|jsonl] [--out FILE] [--no-detect]
-                    [--max-faces N] [--model-dir DIR] [--runtime tensorflow|onnx]
+                    [--max-faces N] [--fps F] [--per-frame] [--model-dir DIR] [--runtime tensorflow|onnx]
 
-`predict` writes one row per face (file, face index, box, age, spread, interval, detection score,
-the five landmarks' x and y),
-one row for a file without a face and one for a file that cannot be read (with the API's error
-code); a bad file never stops the run. Exit code 0 when every file was read, 1 when some were not.
+`predict` writes one row per face of an image (file, face index, box, age, spread, interval,
+detection score, the five landmarks' x and y) and one per person of a video (track, first and last
+time, frames used, the fused age and interval, the box at the best frame; with --per-frame also a
+row per person and sampled frame), one row for a file without a face and one for a file that
+cannot be read (with the API's error code); a bad file never stops the run. Exit code 0 when
+every file was read, 1 when some were not.
 Other settings (DETECTOR, TTA, ...) come from the environment, as for the service.
 """
 
@@ -29,7 +31,13 @@ from model_training.detect import LANDMARKS
 
 COLUMNS = [
     "file",
+    "kind",  # "face" (a face of an image), "person" (a video's person, fused), "frame" (a person in one frame)
     "face",
+    "track",
+    "time",
+    "time_first",
+    "time_last",
+    "frames",
     "x",
     "y",
     "width",
@@ -55,10 +63,15 @@ def files_in(paths: list[Path], recursive: bool) -> Iterator[Path]:
             yield path  # a missing file becomes an error row
 
 
-def rows_for(estimator, path: Path, *, detect: bool, max_faces: int) -> list[dict]:
+def rows_for(estimator, path: Path, *, detect: bool, max_faces: int, video: dict) -> list[dict]:
+    """The rows of one file: its faces, or a video's people (and with video["per_frame"] their
+    frames); one error row for a file that cannot be read."""
     from app.errors import ApiError
+    from app.video import is_video
 
     try:
+        if is_video(path):
+            return video_rows(estimator, path, max_faces=max_faces, **video)
         answer = estimator.predict(path, detect=detect, max_faces=max_faces, include_distribution=False)
     except ApiError as exc:
         return [{"file": str(path), "error": exc.error, "detail": exc.detail}]
@@ -68,20 +81,49 @@ def rows_for(estimator, path: Path, *, detect: bool, max_faces: int) -> list[dic
         return [{"file": str(path), "error": "internal_error", "detail": "the estimator failed on this file"}]
     if not answer["faces"]:
         return [{"file": str(path)}]
-    return [
-        {
-            "file": str(path),
-            "face": i,
-            **face["box"],
-            "age": face["age"],
-            "age_std": face["age_std"],
-            "age_low": face["age_interval"]["low"],
-            "age_high": face["age_interval"]["high"],
-            "detection_score": None if face["detection_score"] is None else round(face["detection_score"], 4),
-            **{f"{name}_{axis}": point[axis] for name, point in (face["landmarks"] or {}).items() for axis in "xy"},
-        }
-        for i, face in enumerate(answer["faces"])
-    ]
+    return [{"file": str(path), "kind": "face", "face": i, **face_row(face)} for i, face in enumerate(answer["faces"])]
+
+
+def face_row(face: dict) -> dict:
+    """A face of the JSON answer as the columns from x to the landmarks."""
+    return {
+        **face["box"],
+        "age": face["age"],
+        "age_std": face["age_std"],
+        "age_low": face["age_interval"]["low"],
+        "age_high": face["age_interval"]["high"],
+        "detection_score": None if face["detection_score"] is None else round(face["detection_score"], 4),
+        **{f"{name}_{axis}": point[axis] for name, point in (face["landmarks"] or {}).items() for axis in "xy"},
+    }
+
+
+def video_rows(estimator, path: Path, *, max_faces: int, fps: float, per_frame: bool, progress) -> list[dict]:
+    """A video's people (one row each, the box and landmarks of the best frame, the fused age), then
+    with per_frame each person's face in each sampled frame; one row when nobody was found."""
+    from app.video import predict_video
+
+    answer = predict_video(estimator, path, fps=fps, max_faces=max_faces, per_frame=per_frame, progress=progress)
+    note = answer["video"]["truncated"]
+    if note:
+        print(f"{path}: {note}", file=sys.stderr)
+    rows = []
+    for person in answer["people"]:
+        summary = {"age": person["age"], "age_std": person["age_std"], "age_interval": person["age_interval"]}
+        rows.append(
+            {
+                "file": str(path),
+                "kind": "person",
+                **{k: person[k] for k in ("track", "time_first", "time_last", "frames")},
+                "time": person["best_time"],
+                **face_row({**person["best_face"], **summary}),
+                "detail": note,
+            }
+        )
+    for frame in answer["frames"] or []:
+        rows.append(
+            {"file": str(path), "kind": "frame", "track": frame["track"], "time": frame["time"], **face_row(frame)}
+        )
+    return rows or [{"file": str(path), "detail": note}]
 
 
 def in_order(work, items: Iterator, threads: int) -> Iterator:
@@ -120,15 +162,26 @@ def predict(args: argparse.Namespace) -> int:
     estimator = Estimator.from_settings(settings, runtime=args.runtime)  # files side by side, one core each
     paths = list(files_in(args.paths, args.recursive))
     progress = sys.stderr.isatty()
-    files = faces = unread = 0
+
+    def video_progress(t: float, duration: float | None) -> None:
+        if progress:
+            print(
+                f"\r  video: {t:.1f} s" + (f" of {duration:.1f} s" if duration else "") + " " * 8,
+                end="",
+                file=sys.stderr,
+            )
+
+    files = faces = people = unread = 0
     out = open(args.out, "w", newline="") if args.out else sys.stdout  # noqa: SIM115 - closed below
     try:
         writer = Writer(out, args.format)
-        work = functools.partial(rows_for, estimator, detect=not args.no_detect, max_faces=args.max_faces)
+        video = {"fps": args.fps or settings.video_fps, "per_frame": args.per_frame, "progress": video_progress}
+        work = functools.partial(rows_for, estimator, detect=not args.no_detect, max_faces=args.max_faces, video=video)
         for rows in in_order(work, iter(paths), settings.compute_threads):
             files += 1
             unread += "error" in rows[0]
-            faces += sum("face" in row for row in rows)
+            faces += sum(row.get("kind") == "face" for row in rows)
+            people += sum(row.get("kind") == "person" for row in rows)
             for row in rows:
                 writer.write(row)
             if progress:
@@ -138,7 +191,8 @@ def predict(args: argparse.Namespace) -> int:
             out.close()
     if progress:
         print(file=sys.stderr)
-    print(f"{files} files, {faces} faces, {unread} could not be read", file=sys.stderr)
+    in_videos = f", {people} people in videos" if people else ""
+    print(f"{files} files, {faces} faces{in_videos}, {unread} could not be read", file=sys.stderr)
     return 1 if unread else 0
 
 
@@ -159,6 +213,16 @@ def _positive(text: str) -> int:
     return int(text)
 
 
+def _positive_number(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        value = float("nan")
+    if not (0 < value <= 60):
+        raise argparse.ArgumentTypeError(f"{text!r} is not a number of frames a second within (0, 60]")
+    return value
+
+
 def parser() -> argparse.ArgumentParser:
     root = argparse.ArgumentParser(prog="dex-age", description="Face age estimation with DEX.")
     commands = root.add_subparsers(dest="command", required=True)
@@ -166,13 +230,15 @@ def parser() -> argparse.ArgumentParser:
     run.add_argument("--host", help="address to listen on (HOST)")
     run.add_argument("--port", type=int, help="port to listen on (PORT)")
     run.set_defaults(func=serve)
-    estimate = commands.add_parser("predict", help="estimate the ages of the faces in files and folders")
-    estimate.add_argument("paths", nargs="+", type=Path, metavar="PATH", help="image files or folders")
+    estimate = commands.add_parser("predict", help="estimate the ages of the faces in images, videos and folders")
+    estimate.add_argument("paths", nargs="+", type=Path, metavar="PATH", help="image or video files, or folders")
     estimate.add_argument("--recursive", "-r", action="store_true", help="also the files in sub-folders")
     estimate.add_argument("--format", choices=["csv", "jsonl"], default="csv", help="output format (default csv)")
     estimate.add_argument("--out", "-o", type=Path, help="write here instead of standard output")
     estimate.add_argument("--no-detect", action="store_true", help="each file is one face crop, as is")
     estimate.add_argument("--max-faces", type=_positive, default=10, help="most faces a file, largest first")
+    estimate.add_argument("--fps", type=_positive_number, help="frames a second of a video estimated (VIDEO_FPS: 4)")
+    estimate.add_argument("--per-frame", action="store_true", help="videos: also a row per person and sampled frame")
     estimate.add_argument("--model-dir", type=Path, help="model directory (default: MODEL_DIR or the shipped model)")
     estimate.add_argument("--runtime", choices=["tensorflow", "onnx"], help="default: MODEL_RUNTIME or tensorflow")
     estimate.set_defaults(func=predict)

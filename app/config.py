@@ -94,6 +94,9 @@ class Settings(BaseSettings):
         "none", description="flip: average each face's distribution with its mirror image's (test-time augmentation)"
     )
     interval_mass: float = Field(INTERVAL_MASS, gt=0, lt=1, description="probability mass of age_interval")
+    video_fps: float = Field(4.0, gt=0, le=60, description="frames a second of a video that are estimated")
+    video_max_frames: int = Field(2400, gt=0, description="most sampled frames read from one video")
+    video_max_seconds: float = Field(600.0, gt=0, description="most seconds of one video read")
     host: str = "0.0.0.0"
     port: int = 8000
     log_level: str = "info"

@@ -51,6 +51,15 @@ class Prediction:
     timings_ms: dict[str, float]
 
 
+def summary_fields(summary: AgeSummary) -> dict:
+    """An age summary as the JSON answers it: age, age_std, age_interval."""
+    return {
+        "age": round(summary.age, 3),
+        "age_std": round(summary.std, 3),
+        "age_interval": {"low": summary.low, "high": summary.high, "mass": round(summary.mass, 4)},
+    }
+
+
 class Estimator:
     def __init__(
         self, model: AgeModel, detector: FaceDetector, max_pixels: int, interval_mass: float, flip: bool = False
@@ -98,35 +107,31 @@ class Estimator:
 
     def answer(self, prediction: Prediction, include_distribution: bool = True) -> dict:
         """The JSON's fields for a prediction."""
-        ages = [int(a) for a in self.model.ages]
-        faces = [
-            {
-                "box": vars(face.box),
-                "detection_score": face.detection_score,
-                "landmarks": None
-                if face.landmarks is None
-                else {
-                    name: {"x": round(float(x), 1), "y": round(float(y), 1)}
-                    for name, (x, y) in zip(LANDMARKS, face.landmarks, strict=True)
-                },
-                "age": round(face.summary.age, 3),
-                "age_std": round(face.summary.std, 3),
-                "age_interval": {
-                    "low": face.summary.low,
-                    "high": face.summary.high,
-                    "mass": round(face.summary.mass, 4),
-                },
-                "distribution": {"ages": ages, "probabilities": [round(float(p), 6) for p in face.probabilities]}
-                if include_distribution
-                else None,
-            }
-            for face in prediction.faces
-        ]
         return {
             "model": {"name": self.model.card["name"], "version": self.model.card["version"]},
             "image": {"width": prediction.width, "height": prediction.height},
-            "faces": faces,
+            "faces": [self.face_fields(face, include_distribution) for face in prediction.faces],
             "timings_ms": {k: round(v, 2) for k, v in prediction.timings_ms.items()},
+        }
+
+    def face_fields(self, face: FaceResult, include_distribution: bool = True) -> dict:
+        """One face as the JSON answers it (schemas.Face): the one place its fields are written."""
+        return {
+            "box": vars(face.box),
+            "detection_score": face.detection_score,
+            "landmarks": None
+            if face.landmarks is None
+            else {
+                name: {"x": round(float(x), 1), "y": round(float(y), 1)}
+                for name, (x, y) in zip(LANDMARKS, face.landmarks, strict=True)
+            },
+            **summary_fields(face.summary),
+            "distribution": {
+                "ages": [int(a) for a in self.model.ages],
+                "probabilities": [round(float(p), 6) for p in face.probabilities],
+            }
+            if include_distribution
+            else None,
         }
 
     def _rgb(self, image: ImageInput) -> np.ndarray:

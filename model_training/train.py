@@ -14,6 +14,7 @@ runs/NAME/
 from __future__ import annotations
 
 import csv
+import hashlib
 import json
 import random
 import shutil
@@ -136,15 +137,38 @@ def pooled_features(model: keras.Model, faces: list[Face], recipe: Recipe, flip:
     return keras.Model(model.input, model.get_layer("dropout").input).predict(images, verbose=0)
 
 
-def refit_head(model: keras.Model, stage: Stage, recipe: Recipe, faces: list[Face]) -> dict:
+def cached_features(model: keras.Model, faces: list[Face], recipe: Recipe, cache: Path | None) -> np.ndarray:
+    """pooled_features of `faces` (then of their mirror images when the recipe flips), kept in
+    `cache` (None: not kept) under a digest of the backbone's weights, the framing and the faces: on 2 cores they
+    take about 20 minutes over both sources, and every head refit of one backbone shares them."""
+    extractor = keras.Model(model.input, model.get_layer("dropout").input)
+    digest = hashlib.sha256()
+    for weight in extractor.get_weights():
+        digest.update(np.ascontiguousarray(weight).tobytes())
+    framing = [recipe.input_size, recipe.normalization, recipe.data_root, recipe.augment.flip, *(f.path for f in faces)]
+    digest.update(json.dumps(framing).encode())
+    path = cache / f"{digest.hexdigest()[:24]}.npy" if cache else None
+    if path and path.is_file():
+        return np.load(path)
+    features = pooled_features(model, faces, recipe)
+    if recipe.augment.flip:
+        features = np.concatenate([features, pooled_features(model, faces, recipe, flip=True)])
+    if path:
+        cache.mkdir(parents=True, exist_ok=True)
+        np.save(path.with_suffix(".partial.npy"), features)
+        path.with_suffix(".partial.npy").replace(path)  # whole or absent, should the run be stopped
+    return features
+
+
+def refit_head(model: keras.Model, stage: Stage, recipe: Recipe, faces: list[Face], cache: Path | None = None) -> dict:
     """Refit `model`'s Dense head on the pooled features of `faces` (and of their mirror images when
     the recipe flips), one full-batch step per epoch, with the losses of every other stage. In a
     batch of 32 the group term sees two to five adults of a group, and lowering the variance of
     their mean pays as well as lowering its bias: the model learnt to shrink its answers (README,
-    Model). Over the whole training split only the bias is left to lower. Returns the last logs."""
-    features = pooled_features(model, faces, recipe)
+    Model). Over the whole training split only the bias is left to lower. The features are kept in
+    `cache` (see cached_features). Returns the last logs."""
+    features = cached_features(model, faces, recipe, cache)
     if recipe.augment.flip:
-        features = np.concatenate([features, pooled_features(model, faces, recipe, flip=True)])
         faces = faces + faces
     # the model's own head layers on a features input: training this model trains `model`'s head
     inputs = keras.Input(features.shape[1:], name="features")
@@ -178,7 +202,8 @@ def _soup_or_refit(
         average_weights(model, [run_dir / f"stage-{name}.weights.h5" for name in stage.soup])
         logs, epochs, learning_rate = {}, 1, ""
     else:
-        logs, epochs, learning_rate = refit_head(model, stage, recipe, train_faces), stage.epochs, stage.learning_rate
+        logs = refit_head(model, stage, recipe, train_faces, cache=run_dir.parent / "features")
+        epochs, learning_rate = stage.epochs, stage.learning_rate
     logs[MONITOR] = validation_mae(model, *val, recipe)
     append_history(run_dir, stage.name, epochs, learning_rate, logs, time.monotonic() - start)
     model.save_weights(run_dir / BEST)
