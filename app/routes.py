@@ -8,12 +8,15 @@ from concurrent.futures import Future
 from pathlib import Path
 from typing import Annotated
 
+import numpy as np
 from fastapi import APIRouter, File, Query, Request, UploadFile
 from fastapi.responses import FileResponse, JSONResponse, Response
 
 from app.errors import ApiError
-from app.estimator import Estimator, Prediction
-from app.schemas import ErrorResponse, Health, PredictResponse, Ready
+from app.estimator import Estimator, Prediction, summary_fields
+from app.schemas import ErrorResponse, FuseRequest, FuseResponse, Health, PredictResponse, Ready
+from model_training.distribution import summarize
+from model_training.fusion import effective_frames, fuse
 
 router = APIRouter()
 PAGE = Path(__file__).parent / "static" / "index.html"
@@ -72,6 +75,33 @@ async def predict(
     metrics.faces.observe(len(prediction.faces))
     metrics.inference.observe(prediction.timings_ms["infer"] / 1000)
     return PredictResponse(**estimator.answer(prediction, include_distribution))
+
+
+@router.post("/fuse", response_model=FuseResponse, responses=ERRORS)
+async def fuse_frames(request: Request, body: FuseRequest) -> FuseResponse:
+    """One answer for one person from the distributions of their frames (a video, a webcam, a
+    burst of photos), fused as `dex-age predict clip.mp4` fuses them: calibrated for frames of one
+    person, which are not independent (README, Video)."""
+    estimator = _estimator(request)
+    model, limit = estimator.model, request.app.state.settings.video_max_frames
+    if len(body.distributions) > limit:
+        raise ApiError(422, "invalid_request", f"distributions: at most {limit} (VIDEO_MAX_FRAMES)")
+    p = np.array(body.distributions, dtype=np.float64) if body.distributions else np.zeros((0, 0))
+    if p.ndim != 2 or p.shape[1] != len(model.ages):
+        raise ApiError(
+            422, "invalid_request", f"distributions: each needs {len(model.ages)} probabilities, one per age"
+        )
+    if not np.all(np.isfinite(p)) or np.any(p < 0) or np.any(p.sum(axis=1) <= 0):
+        raise ApiError(422, "invalid_request", "distributions: probabilities must be finite, not negative, not all 0")
+    fused = fuse(p / p.sum(axis=1, keepdims=True), model.fusion_correlation)
+    return FuseResponse(
+        model={"name": model.card["name"], "version": model.card["version"]},
+        frames=len(p),
+        correlation=model.fusion_correlation,
+        effective_frames=round(effective_frames(len(p), model.fusion_correlation), 3),
+        **summary_fields(summarize(fused, model.ages, estimator.interval_mass)),
+        distribution={"ages": [int(a) for a in model.ages], "probabilities": [round(float(x), 6) for x in fused]},
+    )
 
 
 async def _unless_client_leaves(request: Request, job: Future, gone: threading.Event) -> Prediction | None:

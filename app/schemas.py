@@ -79,6 +79,25 @@ class PredictResponse(BaseModel):
     timings_ms: Timings
 
 
+class FuseRequest(BaseModel):
+    distributions: list[list[float]] = Field(
+        min_length=1,
+        description="one person's age distributions, one per frame (each the `probabilities` of a face that "
+        "POST /predict answered, over the model's ages), oldest first",
+    )
+
+
+class FuseResponse(BaseModel):
+    model: ModelRef
+    frames: int = Field(description="distributions fused")
+    correlation: float = Field(description="the model's fitted error correlation between frames of one person, ρ")
+    effective_frames: float = Field(description="what the frames are worth as independent ones: n / (1 + (n − 1)ρ)")
+    age: float = Field(description="expected age of the fused distribution")
+    age_std: float
+    age_interval: AgeInterval
+    distribution: Distribution
+
+
 class ErrorResponse(BaseModel):
     error: str = Field(description="a stable machine-readable code")
     detail: str = Field(description="a human sentence")
