@@ -23,8 +23,9 @@ from scripts.loadgen import start_service, stop, wait_ready  # noqa: E402
 CHROMIUM, CHROMEDRIVER = "/usr/bin/chromium", "/usr/bin/chromedriver"  # Debian's (scripts/test.sh installs them)
 
 
-def headless_chromium(profile: Path) -> webdriver.Chrome:
-    """Debian's Chromium, headless, with a fresh profile in `profile`: the page's tests use it too."""
+def headless_chromium(profile: Path, flags: tuple[str, ...] = ()) -> webdriver.Chrome:
+    """Debian's Chromium, headless, with a fresh profile in `profile` and any extra `flags` (a fake
+    camera): the page's tests use it too."""
     options = webdriver.ChromeOptions()
     options.binary_location = CHROMIUM
     for flag in (
@@ -38,6 +39,7 @@ def headless_chromium(profile: Path) -> webdriver.Chrome:
         "--disable-dev-shm-usage",
         f"--user-data-dir={profile}",
         "--window-size=1200,1000",
+        *flags,
     ):
         options.add_argument(flag)
     return webdriver.Chrome(options=options, service=DriverService(executable_path=CHROMEDRIVER))

@@ -93,3 +93,78 @@ def test_page_needs_no_network(service):
     html = httpx.get(service.url + "/").text
     assert "http://" not in html.replace("http://www.w3.org/2000/svg", "")
     assert "https://" not in html
+
+
+def write_y4m(path: Path, photo: Path, size: tuple[int, int] = (640, 480), frames: int = 10) -> Path:
+    """A fake camera's file for Chromium (--use-file-for-fake-video-capture): YUV4MPEG2, 4:2:0."""
+    import cv2
+
+    bgr = cv2.resize(cv2.imread(str(photo)), size)
+    i420 = cv2.cvtColor(bgr, cv2.COLOR_BGR2YUV_I420).tobytes()
+    with path.open("wb") as out:
+        out.write(f"YUV4MPEG2 W{size[0]} H{size[1]} F10:1 Ip A1:1 C420jpeg\n".encode())
+        for _ in range(frames):
+            out.write(b"FRAME\n" + i420)
+    return path
+
+
+@pytest.fixture(scope="module")
+def camera_service(tmp_path_factory):
+    """The shipped model (the tiny one's distributions are nearly flat, and fusing flat ones shows
+    nothing) with a fusion correlation of 0.2, served by a real uvicorn."""
+    import json
+    import shutil
+
+    from app.config import SHIPPED_MODEL
+    from scripts.loadgen import start_service, stop, wait_ready
+
+    root = tmp_path_factory.mktemp("camera")
+    model_dir = root / "model"
+    shutil.copytree(SHIPPED_MODEL, model_dir, ignore=shutil.ignore_patterns("saved_model", "evaluation", "training"))
+    card = json.loads((model_dir / "model.json").read_text())
+    (model_dir / "model.json").write_text(json.dumps({**card, "fusion": {"correlation": 0.2}}))
+    svc = start_service(model_dir, root / "service.log", MODEL_RUNTIME="onnx")
+    try:
+        wait_ready(svc)
+        yield svc
+    finally:
+        stop(svc)
+
+
+def test_webcam_mode_follows_each_person_and_narrows_their_interval(camera_service, test_images, tmp_path):
+    """Chromium's fake camera plays face.jpg (four faces); the page sends frames to /predict, follows
+    the faces and shows each person's answer fused by /fuse, narrower as frames come in."""
+    camera = write_y4m(tmp_path / "camera.y4m", test_images / "face.jpg")
+    flags = (
+        "--use-fake-ui-for-media-stream",
+        "--use-fake-device-for-media-stream",
+        f"--use-file-for-fake-video-capture={camera}",
+    )
+    driver = headless_chromium(tmp_path / "profile", flags)
+    try:
+        driver.get(camera_service.url + "/")
+        driver.find_element(By.ID, "webcam-start").click()
+        wait = WebDriverWait(driver, 60)
+        snapshot = (  # the cards are redrawn with every frame: read them all at once
+            "return [...document.querySelectorAll('#people .person-card')].map((c) => "
+            "({person: c.dataset.person, frames: +c.dataset.frames, width: c.dataset.high - c.dataset.low, "
+            "text: c.textContent}))"
+        )
+        first = wait.until(lambda d: (cards := d.execute_script(snapshot)) and len(cards) == 4 and cards)
+        before = {c["person"]: c for c in first}
+        later = wait.until(
+            lambda d: (cards := d.execute_script(snapshot)) and all(c["frames"] >= 6 for c in cards) and cards
+        )
+        assert {c["person"] for c in later} == set(before)  # the same four people, followed
+        for card in later:
+            was = before[card["person"]]
+            assert card["frames"] > was["frames"]
+            assert card["width"] < was["width"], (card, was)
+            assert "worth" in card["text"] and "years" in card["text"]
+        assert len(driver.find_elements(By.CSS_SELECTOR, "#live .box")) == 4
+        assert "4 people in view" in driver.find_element(By.ID, "status").text
+        driver.save_screenshot(str(ARTIFACTS / "page-webcam.png"))
+        driver.find_element(By.ID, "webcam-stop").click()
+        assert "webcam is off" in driver.find_element(By.ID, "status").text
+    finally:
+        driver.quit()
