@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import csv
 import hashlib
+import os
 import random
 import re
 from collections import Counter, defaultdict
@@ -19,8 +20,13 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-# Where things are, relative to the repository root (the commands run from there).
-DEFAULT_DATA_ROOT = Path("../shared/data/UTKFace")
+# Where things are, relative to the repository root (the commands run from there). The raw data
+# (read-only, never in git: UTKFace/, test-images/, aaf/README.md) lies beside the repository in
+# ../shared/data unless DEX_DATA names another folder: the one setting for it, read here only.
+REPO = Path(__file__).resolve().parents[1]
+SHARED_DATA = (REPO / os.environ.get("DEX_DATA", "../shared/data")).resolve()
+TEST_IMAGES = SHARED_DATA / "test-images"
+DEFAULT_DATA_ROOT = SHARED_DATA / "UTKFace"
 DEFAULT_MANIFEST = Path("manifests/utkface.csv")
 # each source of faces: its raw folder and its committed manifest
 SOURCES = {

@@ -7,57 +7,20 @@ Usage: python scripts/bench.py [--model-dir DIR] [--runtime tensorflow|onnx] [--
 from __future__ import annotations
 
 import argparse
-import io
 import json
-import statistics
 import subprocess
-import sys
 import tempfile
-import time
 from pathlib import Path
 
 import numpy as np
-from PIL import Image
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-
-from app import imaging  # noqa: E402
-from app.config import SHIPPED_MODEL, Settings  # noqa: E402
-from app.estimator import Estimator  # noqa: E402
-from model_training.dataset import DEFAULT_MANIFEST, read_manifest  # noqa: E402
-from model_training.model_dir import ONNX, AgeModel  # noqa: E402
-from scripts.loadgen import REPO, load, rss_mb, start_service, stop, wait_ready  # noqa: E402
-
-SHARED = Path(__file__).resolve().parents[2] / "shared" / "data"
-
-
-def _jpeg(image: Image.Image) -> bytes:
-    buf = io.BytesIO()
-    image.convert("RGB").save(buf, format="JPEG", quality=90)
-    return buf.getvalue()
-
-
-def photos() -> dict[str, bytes]:
-    """The test photos, plus larger canvases with their faces pasted at natural size."""
-    images = SHARED / "test-images"
-    face, hopper = Image.open(images / "face.jpg"), Image.open(images / "grace_hopper.bmp")
-    out = {p.name: p.read_bytes() for p in sorted(images.iterdir()) if p.suffix in {".jpg", ".bmp"}}
-    for w, h in ((640, 480), (1920, 1080), (4000, 3000)):
-        canvas = Image.new("RGB", (w, h), (118, 124, 130))
-        canvas.paste(face, (0, 0) if w == 640 else (w // 10, h // 8))
-        if w > 640:
-            canvas.paste(hopper, (w // 2, h // 3))
-        out[f"canvas-{w}x{h}.jpg"] = _jpeg(canvas)
-    return out
-
-
-def median_ms(fn, repeats: int) -> float:
-    times = []
-    for _ in range(repeats):
-        start = time.perf_counter()
-        fn()
-        times.append((time.perf_counter() - start) * 1000)
-    return statistics.median(times)
+from app import imaging
+from app.config import SHIPPED_MODEL, Settings
+from app.estimator import Estimator
+from harness.loadgen import REPO, load, rss_mb, start_service, stop, wait_ready
+from harness.photos import median_ms, photos
+from model_training.dataset import DEFAULT_DATA_ROOT, DEFAULT_MANIFEST, read_manifest
+from model_training.model_dir import ONNX, AgeModel
 
 
 def stages(estimator: Estimator, data: bytes, detect: bool, repeats: int) -> dict:
@@ -125,7 +88,7 @@ def main() -> None:
     images = photos()
     estimator = Estimator.from_settings(settings, args.model_dir, args.runtime)
     model = estimator.model
-    chips = [(SHARED / "UTKFace" / f.path).read_bytes() for f in read_manifest(REPO / DEFAULT_MANIFEST, "test")[:20]]
+    chips = [(DEFAULT_DATA_ROOT / f.path).read_bytes() for f in read_manifest(REPO / DEFAULT_MANIFEST, "test")[:20]]
     rows = {name: stages(estimator, data, True, repeats) for name, data in images.items()}
     rows["UTKFace chip, detect=false"] = stages(estimator, chips[0], False, repeats)
     runtimes = {

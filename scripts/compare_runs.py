@@ -24,22 +24,19 @@ from __future__ import annotations
 
 import argparse
 import json
-import sys
 from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-
-from model_training.config import Recipe, load_recipe, recipe_from_dict  # noqa: E402
-from model_training.dataset import ETHNICITIES, Face  # noqa: E402
-from model_training.distribution import calibrated, fit_temperature  # noqa: E402
-from model_training.evaluate import compute_metrics  # noqa: E402
-from model_training.export import validation_probabilities  # noqa: E402
-from model_training.model import average_weights, build_model, warm_start  # noqa: E402
-from model_training.model_dir import CARD  # noqa: E402
-from model_training.train import BEST  # noqa: E402
+from model_training.config import Recipe, load_recipe, recipe_from_dict
+from model_training.dataset import ETHNICITIES, Face
+from model_training.distribution import calibrated, fit_temperature
+from model_training.evaluate import compute_metrics
+from model_training.export import validation_probabilities
+from model_training.model import average_weights, build_model, warm_start
+from model_training.model_dir import CARD
+from model_training.train import BEST
 
 
 def locate(run: Path) -> tuple[Path, Path, str]:

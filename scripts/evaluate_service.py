@@ -16,20 +16,17 @@ from __future__ import annotations
 
 import argparse
 import json
-import sys
 from pathlib import Path
 
 import cv2
 import numpy as np
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-
-from app.config import Settings  # noqa: E402
-from app.estimator import Estimator  # noqa: E402
-from model_training.calibrate import nearest, pad_chip  # noqa: E402
-from model_training.crop import crop_whole, read_rgb  # noqa: E402
-from model_training.dataset import DEFAULT_DATA_ROOT, DEFAULT_MANIFEST, read_manifest  # noqa: E402
-from model_training.detect import DETECTORS  # noqa: E402
+from app.config import Settings
+from app.estimator import Estimator
+from model_training.calibrate import nearest, pad_chip
+from model_training.crop import crop_whole, read_rgb
+from model_training.dataset import DEFAULT_DATA_ROOT, DEFAULT_MANIFEST, read_manifest
+from model_training.detect import DETECTORS
 
 
 def _png(rgb: np.ndarray) -> bytes:

@@ -21,16 +21,14 @@ from pathlib import Path
 
 import numpy as np
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-
-from app.config import Settings  # noqa: E402
-from app.estimator import Estimator  # noqa: E402
-from model_training.calibrate import nearest, pad_chip  # noqa: E402
-from model_training.crop import read_rgb  # noqa: E402
-from model_training.dataset import SOURCES, read_manifest  # noqa: E402
-from model_training.distribution import summarize  # noqa: E402
-from model_training.fusion import fit_correlation, fuse  # noqa: E402
-from model_training.sequences import camera_frames  # noqa: E402
+from app.config import Settings
+from app.estimator import Estimator
+from model_training.calibrate import nearest, pad_chip
+from model_training.crop import read_rgb
+from model_training.dataset import SOURCES, read_manifest
+from model_training.distribution import summarize
+from model_training.fusion import fit_correlation, fuse
+from model_training.sequences import camera_frames
 
 LENGTHS = (1, 2, 4, 8, 16, 32)
 

@@ -24,13 +24,10 @@ from pathlib import Path
 import httpx
 from PIL import Image, ImageFilter
 
-REPO = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(REPO))
+from harness.loadgen import REPO, start_service, stop, wait_ready
+from model_training.dataset import SHARED_DATA, read_manifest
 
-from model_training.dataset import read_manifest  # noqa: E402
-from scripts.loadgen import start_service, stop, wait_ready  # noqa: E402
-
-DATA = Path(os.environ.get("DEX_DATA", REPO.parent / "shared" / "data"))
+DATA = SHARED_DATA
 
 
 def make_folders(root: Path, chips: int, photos: int, seed: int = 7) -> tuple[Path, Path]:

@@ -12,16 +12,15 @@ import sys
 import tempfile
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-
-from app.config import SHIPPED_MODEL  # noqa: E402
-from scripts.loadgen import load, rss_mb, start_service, stop, wait_ready  # noqa: E402
+from app.config import SHIPPED_MODEL
+from harness.loadgen import load, rss_mb, start_service, stop, wait_ready
+from model_training.dataset import TEST_IMAGES
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--model-dir", type=Path, default=SHIPPED_MODEL)
-    parser.add_argument("--image", type=Path, default=Path("../shared/data/test-images/grace_hopper.bmp"))
+    parser.add_argument("--image", type=Path, default=TEST_IMAGES / "grace_hopper.bmp")
     parser.add_argument("--requests", type=int, default=3000)
     parser.add_argument("--concurrency", type=int, default=8)
     parser.add_argument("--runtime", default="tensorflow", choices=["tensorflow", "onnx"])

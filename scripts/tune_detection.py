@@ -22,19 +22,16 @@ from __future__ import annotations
 import argparse
 import itertools
 import random
-import sys
 from pathlib import Path
 
 import cv2
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-
-from app import imaging  # noqa: E402
-from model_training.calibrate import pad_chip  # noqa: E402
-from model_training.crop import read_rgb  # noqa: E402
-from model_training.dataset import DEFAULT_DATA_ROOT, DEFAULT_MANIFEST, read_manifest  # noqa: E402
-from model_training.detect import DETECTORS, DnnDetector, HaarDetector, YuNetDetector, make_detector  # noqa: E402
-from scripts.bench import median_ms, photos  # noqa: E402
+from app import imaging
+from harness.photos import median_ms, photos
+from model_training.calibrate import pad_chip
+from model_training.crop import read_rgb
+from model_training.dataset import DEFAULT_DATA_ROOT, DEFAULT_MANIFEST, TEST_IMAGES, read_manifest
+from model_training.detect import DETECTORS, DnnDetector, HaarDetector, YuNetDetector, make_detector
 
 EXPECTED = {  # faces a person counts on each photo (bench.photos() pastes face.jpg and grace_hopper.bmp)
     "cat.bmp": 0,
@@ -58,7 +55,7 @@ def smallest_faces(detectors: list[str]) -> None:
     import numpy as np
     from PIL import Image
 
-    hopper = Image.open(Path(__file__).resolve().parents[2] / "shared" / "data" / "test-images" / "grace_hopper.bmp")
+    hopper = Image.open(TEST_IMAGES / "grace_hopper.bmp")
     face_px = 180  # grace_hopper.bmp's face box is about 180 px wide in its 512 px photo
     sizes = ((640, 480), (1920, 1080), (4000, 3000))
     print("| detector | " + " | ".join(f"{w}×{h}: smallest face found" for w, h in sizes) + " |")

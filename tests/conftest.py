@@ -6,18 +6,18 @@ an empty machine.
 
 from __future__ import annotations
 
-import os
 from collections.abc import Iterator
 from dataclasses import replace
 from pathlib import Path
 
 import pytest
 
+from harness.loadgen import Service, start_service, stop, wait_ready
 from model_training.config import Stage, load_recipe
-from scripts.loadgen import Service, start_service, stop, wait_ready
+from model_training.dataset import SHARED_DATA
 
 REPO = Path(__file__).resolve().parents[1]
-DATA = Path(os.environ.get("DEX_DATA", REPO.parent / "shared" / "data"))
+DATA = SHARED_DATA
 MANIFEST = REPO / "manifests" / "utkface.csv"
 CROPS = sorted((REPO / "manifests").glob("crop_*.json"))  # one calibration per detector
 TINY_SIZE = 64

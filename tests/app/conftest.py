@@ -7,7 +7,7 @@ from collections.abc import Iterator
 import httpx
 import pytest
 
-from scripts.loadgen import Service
+from harness.loadgen import Service
 
 
 @pytest.fixture(scope="session")

@@ -8,7 +8,7 @@ import time
 
 import httpx
 
-from scripts.loadgen import start_service, wait_ready
+from harness.loadgen import start_service, wait_ready
 
 DRAIN, TIMEOUT = 1.5, 8.0
 

@@ -4,7 +4,7 @@ import json
 import shutil
 import subprocess
 
-from scripts.loadgen import start_service
+from harness.loadgen import start_service
 
 
 def test_health(client):
@@ -63,7 +63,7 @@ def test_broken_model_dir_stops_startup(tmp_path, tiny_model_dir):
 
 
 def test_onnx_runtime_serves_the_same_answer(client, tiny_model_dir, test_images, tmp_path):
-    from scripts.loadgen import stop, wait_ready
+    from harness.loadgen import stop, wait_ready
 
     onnx = start_service(tiny_model_dir, tmp_path / "onnx.log", MODEL_RUNTIME="onnx", MODEL_THREADS="1")
     try:
@@ -96,7 +96,7 @@ def test_a_model_without_a_crop_for_the_detector_refuses_to_start(tiny_model_dir
 def test_detector_switch_serves_haar_with_its_own_crop(client, tiny_model_dir, test_images, tmp_path):
     import httpx
 
-    from scripts.loadgen import stop, wait_ready
+    from harness.loadgen import stop, wait_ready
 
     default = client.get("/model").json()["runtime"]["detector"]
     assert default["name"] == "yunet" and default["sha256"] == (

@@ -12,7 +12,7 @@ from pathlib import Path
 import httpx
 import pytest
 
-from scripts.loadgen import start_service, stop, wait_ready
+from harness.loadgen import start_service, stop, wait_ready
 
 BIN = Path(sys.executable).parent
 UVICORN = [sys.executable, "-m", "uvicorn", "app.main:app", "--host", "127.0.0.1", "--port", "{port}"]

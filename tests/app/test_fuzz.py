@@ -13,7 +13,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from PIL import Image
 
-from scripts.loadgen import rss_mb
+from harness.loadgen import rss_mb
 
 
 def _save(image: Image.Image, fmt: str, **kwargs) -> bytes:

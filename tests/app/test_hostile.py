@@ -14,8 +14,8 @@ import time
 import httpx
 import pytest
 
-from scripts import hostile
-from scripts.loadgen import REPO, rss_mb, start_service, stop, wait_ready
+from harness import hostile
+from harness.loadgen import REPO, rss_mb, start_service, stop, wait_ready
 
 HEADER_TIMEOUT = 1.5
 

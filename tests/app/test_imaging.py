@@ -69,7 +69,7 @@ def test_translucent_webp_is_composited_over_white_as_pillow_does():
 
 
 def test_a_multi_picture_jpeg_decodes_as_its_first_picture(test_images):
-    from scripts.hostile import mpo, without_mpf
+    from harness.hostile import mpo, without_mpf
 
     phone = mpo((test_images / "face.jpg").read_bytes())
     plain = without_mpf(phone)
@@ -79,7 +79,7 @@ def test_a_multi_picture_jpeg_decodes_as_its_first_picture(test_images):
 
 def test_scans_are_counted_in_the_first_picture_only(test_images):
     from app.imaging import jpeg_structure
-    from scripts.hostile import mpo
+    from harness.hostile import mpo
 
     rgb = Image.open(test_images / "grace_hopper.bmp")
     assert jpeg_structure(_encode(rgb, "JPEG")) == (0xC0, 1)

@@ -9,7 +9,7 @@ from selenium.webdriver.common.by import By
 from selenium.webdriver.support import expected_conditions as ec
 from selenium.webdriver.support.ui import WebDriverWait
 
-from scripts.screenshot_page import CHROMEDRIVER, CHROMIUM, headless_chromium
+from harness.browser import CHROMEDRIVER, CHROMIUM, headless_chromium
 from tests.conftest import REPO
 
 ARTIFACTS = REPO / "test-artifacts"
@@ -116,7 +116,7 @@ def camera_service(tmp_path_factory):
     import shutil
 
     from app.config import SHIPPED_MODEL
-    from scripts.loadgen import start_service, stop, wait_ready
+    from harness.loadgen import start_service, stop, wait_ready
 
     root = tmp_path_factory.mktemp("camera")
     model_dir = root / "model"

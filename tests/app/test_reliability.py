@@ -13,7 +13,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from scripts.loadgen import start_service, stop, wait_ready
+from harness.loadgen import start_service, stop, wait_ready
 
 KEY = "s3cret-key"
 

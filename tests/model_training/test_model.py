@@ -69,3 +69,22 @@ def test_smoothing_in_the_graph_is_the_numpy_kernel(model, tiny_recipe):
     out = with_temperature(model, 0.8, tiny_recipe.ages, kernel)(x.astype("float32"), training=False)
     np.testing.assert_allclose(out["probabilities"], calibrated(raw, 0.8, kernel), atol=1e-5)
     np.testing.assert_allclose(out["expected_age"], (out["probabilities"].numpy() * ages).sum(axis=1), atol=1e-3)
+
+
+def test_a_soup_is_the_mean_of_the_weights(tiny_recipe, tmp_path):
+    import keras
+    import numpy as np
+
+    from model_training.model import average_weights, build_model
+
+    files, weights = [], []
+    for seed in (1, 2):
+        keras.utils.set_random_seed(seed)
+        model = build_model(tiny_recipe, weights="none")
+        files.append(tmp_path / f"{seed}.weights.h5")
+        model.save_weights(files[-1])
+        weights.append(model.get_weights())
+    average_weights(model, files)
+    kernel = next(i for i, w in enumerate(weights[0]) if w.ndim == 2)  # the head's dense kernel
+    assert not np.allclose(weights[0][kernel], weights[1][kernel])
+    np.testing.assert_allclose(model.get_weights()[kernel], (weights[0][kernel] + weights[1][kernel]) / 2, rtol=1e-6)

@@ -52,23 +52,3 @@ def test_compare_runs_scores_a_model_directory_on_another_recipes_two_sources(ti
         line for line in result.stdout.splitlines() if line.startswith("| tiny 0.0.0-test") and "aaf " in line
     ]
     assert len(source_rows) == 1 and "utkface " in source_rows[0]
-
-
-def test_a_soup_is_the_mean_of_the_weights(tiny_recipe, tmp_path):
-    import keras
-    import numpy as np
-
-    from model_training.model import build_model
-    from scripts.compare_runs import average_weights
-
-    files, weights = [], []
-    for seed in (1, 2):
-        keras.utils.set_random_seed(seed)
-        model = build_model(tiny_recipe, weights="none")
-        files.append(tmp_path / f"{seed}.weights.h5")
-        model.save_weights(files[-1])
-        weights.append(model.get_weights())
-    average_weights(model, files)
-    kernel = next(i for i, w in enumerate(weights[0]) if w.ndim == 2)  # the head's dense kernel
-    assert not np.allclose(weights[0][kernel], weights[1][kernel])
-    np.testing.assert_allclose(model.get_weights()[kernel], (weights[0][kernel] + weights[1][kernel]) / 2, rtol=1e-6)

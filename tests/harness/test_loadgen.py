@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from scripts.loadgen import load
+from harness.loadgen import load
 
 
 def test_load_reports_the_services_own_pipeline_time_beside_the_clients(service, test_images):
