@@ -11,14 +11,14 @@ import keras
 import numpy as np
 import tensorflow as tf
 
-from model_training.config import Recipe, load_recipe
+from model_training.config import Recipe
 from model_training.dataset import Face, file_sha256, read_manifest
 from model_training.distribution import INTERVAL_MASS, covered, fit_temperature
 from model_training.evaluate import load_chips
 from model_training.model import build_model, with_temperature
-from model_training.model_dir import CARD, ONNX, RUN_RECORD, SAVED_MODEL, TRAINING, AgeModel, read_card
+from model_training.model_dir import CARD, ONNX, SAVED_MODEL, TRAINING, AgeModel, read_card
 from model_training.pipeline import make_dataset
-from model_training.train import BEST, MONITOR, best_epoch, read_history
+from model_training.run_dir import BEST, MONITOR, RECORD, best_epoch, limit, load_config, read_history
 
 PARITY_TOLERANCE = 1e-5  # on probabilities; relative on the expected age
 
@@ -117,7 +117,7 @@ def export(
 ) -> dict:
     """Build the model from the run's config and best weights, calibrate its spread on the
     validation split, write MODEL_DIR, verify it, and return the card."""
-    recipe = load_recipe(run_dir / "config.json")
+    recipe = load_config(run_dir)
     model = build_model(recipe, weights="none")
     model.load_weights(run_dir / BEST)
     calibration = calibrate_temperature(model, recipe, calibration_faces)
@@ -130,7 +130,7 @@ def export(
     write_saved_model(model, out_dir / SAVED_MODEL, recipe.input_size)
     write_onnx(model, out_dir / ONNX, recipe.input_size)
     (out_dir / TRAINING).mkdir()
-    for record in RUN_RECORD:
+    for record in RECORD:
         if (run_dir / record).exists():
             shutil.copyfile(run_dir / record, out_dir / TRAINING / record)
 
@@ -160,7 +160,7 @@ def export(
             "manifest": portable(recipe.manifest),
             "manifest_sha256": file_sha256(Path(recipe.manifest)),
             "counts": {s: sum(f.split == s for f in manifest) for s in ("train", "val", "test")},
-            "limit": json.loads((run_dir / "state.json").read_text()).get("limit"),
+            "limit": limit(run_dir),
             "epochs": {s.name: sum(r["stage"] == s.name for r in history) for s in recipe.stages},
             "best_epoch": best and {"stage": best["stage"], "epoch": int(best["epoch"])},
         },

@@ -26,7 +26,6 @@ CARD = "model.json"
 SAVED_MODEL = "saved_model"
 ONNX = "model.onnx"
 TRAINING = "training"
-RUN_RECORD = ("config.json", "history.csv", "curves.png")  # what export carries from the run
 REQUIRED = ("name", "version", "input_size", "ages", "crops")
 
 

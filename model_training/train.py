@@ -1,19 +1,9 @@
-"""The DEX training stages, with a run folder that records everything and can be resumed.
-
-runs/NAME/
-  config.json     the resolved recipe (a resumed run reads it back, so it trains what it began)
-  history.csv     one row per epoch: stage, epoch, learning rate, losses, MAE, seconds
-  curves.png      loss and MAE per epoch, stages marked
-  best.weights.h5 the best weights so far by validation MAE, across all stages (since the last
-                  stage that restarts it)
-  stage-NAME.weights.h5  the best weights as stage NAME ended (a soup stage averages these)
-  state.json      the stages already finished
-  backup/STAGE/   Keras' BackupAndRestore: the last epoch of an interrupted stage
-"""
+"""The DEX training stages: each stage kind (train the head or the whole network, refit the
+head, average weights) into a run folder (model_training.run_dir) that records everything and
+can be resumed."""
 
 from __future__ import annotations
 
-import csv
 import hashlib
 import json
 import random
@@ -33,37 +23,24 @@ from model_training.dataset import Face, read_manifest
 from model_training.losses import L1WithGroupBias, age_mae
 from model_training.model import average_weights, build_model, set_trainable, warm_start
 from model_training.pipeline import bias_groups, clipped_ages, make_dataset, targets
-from model_training.plots import plot_history
-
-MONITOR = "val_expected_age_mae"
-BEST = "best.weights.h5"  # in the run folder: the weights export takes
-HISTORY_FIELDS = ("stage", "epoch", "learning_rate", "loss", "expected_age_mae", "val_loss", MONITOR, "seconds")
+from model_training.run_dir import (
+    BEST,
+    CONFIG,
+    MONITOR,
+    STATE,
+    append_history,
+    backup_dir,
+    best_epoch,
+    features_cache,
+    read_history,
+    stage_weights,
+)
 
 
 def choose_strategy() -> tf.distribute.Strategy:
     """MirroredStrategy over all GPUs when there are several, so one command scales up."""
     gpus = tf.config.list_logical_devices("GPU")
     return tf.distribute.MirroredStrategy() if len(gpus) > 1 else tf.distribute.get_strategy()
-
-
-def read_history(run_dir: Path) -> list[dict]:
-    path = run_dir / "history.csv"
-    if not path.exists():
-        return []
-    with path.open(newline="") as fh:
-        return list(csv.DictReader(fh))
-
-
-def best_epoch(history: list[dict], recipe: Recipe) -> dict | None:
-    """The history row of the run's best weights: the lowest validation MAE since the last stage
-    that restarted the best (see Stage.restarts_best)."""
-    restarts = {s.name for s in recipe.stages if s.restarts_best}
-    starts = [
-        i for i, r in enumerate(history) if r["stage"] in restarts and (i == 0 or history[i - 1]["stage"] != r["stage"])
-    ]
-    first = starts[-1] if starts else 0
-    scored = [r for r in history[first:] if r.get(MONITOR)]
-    return min(scored, key=lambda r: float(r[MONITOR])) if scored else None
 
 
 class HistoryLogger(keras.callbacks.Callback):
@@ -79,27 +56,6 @@ class HistoryLogger(keras.callbacks.Callback):
     def on_epoch_end(self, epoch: int, logs: dict | None = None) -> None:
         learning_rate = float(self.model.optimizer.learning_rate)
         append_history(self.run_dir, self.stage, epoch + 1, learning_rate, logs or {}, time.monotonic() - self._start)
-
-
-def append_history(
-    run_dir: Path, stage: str, epoch: int, learning_rate: float | str, logs: dict, seconds: float
-) -> None:
-    """One row of history.csv (a training epoch, or a soup or head-refit stage), and the curves redrawn."""
-    path = run_dir / "history.csv"
-    new = not path.exists()
-    row = {
-        "stage": stage,
-        "epoch": epoch,
-        "learning_rate": learning_rate,
-        **{k: f"{float(logs[k]):.5f}" for k in HISTORY_FIELDS[3:7] if k in logs},
-        "seconds": f"{seconds:.1f}",
-    }
-    with path.open("a", newline="") as fh:
-        writer = csv.DictWriter(fh, HISTORY_FIELDS, lineterminator="\n")
-        if new:
-            writer.writeheader()
-        writer.writerow(row)
-    plot_history(read_history(run_dir), run_dir / "curves.png")
 
 
 def _sample(items: list, n: int | None, seed: int) -> list:
@@ -199,14 +155,69 @@ def _soup_or_refit(
     """A stage without epochs over images: one history row, and its weights become the run's best."""
     start = time.monotonic()
     if stage.train == "soup":
-        average_weights(model, [run_dir / f"stage-{name}.weights.h5" for name in stage.soup])
+        average_weights(model, [stage_weights(run_dir, name) for name in stage.soup])
         logs, epochs, learning_rate = {}, 1, ""
     else:
-        logs = refit_head(model, stage, recipe, train_faces, cache=run_dir.parent / "features")
+        logs = refit_head(model, stage, recipe, train_faces, cache=features_cache(run_dir))
         epochs, learning_rate = stage.epochs, stage.learning_rate
     logs[MONITOR] = validation_mae(model, *val, recipe)
     append_history(run_dir, stage.name, epochs, learning_rate, logs, time.monotonic() - start)
     model.save_weights(run_dir / BEST)
+
+
+def open_run(recipe: Recipe, run_dir: Path, limit: int | None, log=print) -> tuple[Recipe, dict]:
+    """The run folder made or reopened: a resumed run trains the recipe it began with (its
+    config.json) and its face limit; returns (recipe, state)."""
+    if not Path(recipe.manifest).is_file():
+        from model_training.aligned import HOW_TO_ALIGN, MANIFEST
+
+        how = f": {HOW_TO_ALIGN}" if Path(recipe.manifest) == MANIFEST else ""
+        raise FileNotFoundError(f"the recipe's manifest {recipe.manifest} is missing{how}")
+    run_dir.mkdir(parents=True, exist_ok=True)
+    config_path, state_path = run_dir / CONFIG, run_dir / STATE
+    if config_path.exists():
+        recipe = load_recipe(config_path)
+        log(f"resuming {run_dir} with its saved config")
+    else:
+        config_path.write_text(recipe.dumps())
+    state = json.loads(state_path.read_text()) if state_path.exists() else {"completed": [], "limit": limit}
+    state_path.write_text(json.dumps(state, indent=2))
+    return recipe, state
+
+
+def fit_stage(
+    model: keras.Model,
+    stage: Stage,
+    recipe: Recipe,
+    run_dir: Path,
+    train_ds: tf.data.Dataset,
+    val_ds: tf.data.Dataset,
+    callbacks: Sequence[keras.callbacks.Callback] = (),
+) -> None:
+    """Epochs of a "head" or "all" stage (the model compiled for it): the run's best weights are
+    kept whenever the validation MAE beats the best so far (or, for a stage that restarts the best,
+    its own best), every epoch is logged and backed up, and the stage stops early on no progress."""
+    history = read_history(run_dir)
+    fresh = stage.restarts_best and not any(r["stage"] == stage.name for r in history)
+    chosen = None if fresh else best_epoch(history, recipe)  # the score a new best must beat
+    own = [
+        keras.callbacks.BackupAndRestore(str(backup_dir(run_dir, stage.name))),
+        keras.callbacks.ModelCheckpoint(
+            str(run_dir / BEST),
+            monitor=MONITOR,
+            mode="min",
+            save_best_only=True,
+            save_weights_only=True,
+            initial_value_threshold=float(chosen[MONITOR]) if chosen else None,
+        ),
+        keras.callbacks.EarlyStopping(monitor=MONITOR, mode="min", patience=stage.patience),
+        HistoryLogger(run_dir, stage.name),
+    ]
+    # BackupAndRestore leaves the restored epoch on the model, and fit() starts from it; the next
+    # stage must start from its own epoch 0 (or its own backup)
+    model._initial_epoch = None
+    verbose = 1 if sys.stdout.isatty() else 2
+    model.fit(train_ds, validation_data=val_ds, epochs=stage.epochs, callbacks=own + list(callbacks), verbose=verbose)
 
 
 def train(
@@ -217,22 +228,8 @@ def train(
     extra_callbacks: Sequence[keras.callbacks.Callback] = (),
 ) -> Path:
     """Run (or resume) every stage of `recipe`; returns the path of the best weights."""
-    if not Path(recipe.manifest).is_file():
-        from model_training.aligned import HOW_TO_ALIGN, MANIFEST
-
-        how = f": {HOW_TO_ALIGN}" if Path(recipe.manifest) == MANIFEST else ""
-        raise FileNotFoundError(f"the recipe's manifest {recipe.manifest} is missing{how}")
-    run_dir.mkdir(parents=True, exist_ok=True)
-    config_path, state_path, best = run_dir / "config.json", run_dir / "state.json", run_dir / BEST
-    if config_path.exists():
-        recipe = load_recipe(config_path)
-        log(f"resuming {run_dir} with its saved config")
-    else:
-        config_path.write_text(recipe.dumps())
-    state = json.loads(state_path.read_text()) if state_path.exists() else {"completed": [], "limit": limit}
-    limit = state.get("limit")
-    state_path.write_text(json.dumps(state, indent=2))
-
+    recipe, state = open_run(recipe, run_dir, limit, log)
+    limit, best = state.get("limit"), run_dir / BEST
     # seeded by the epochs already run: a fresh run starts from the recipe's seed, and a resumed one
     # does not replay the shuffles, draws and augmentations of the epochs it has already trained
     keras.utils.set_random_seed(recipe.seed + len(read_history(run_dir)))
@@ -251,7 +248,6 @@ def train(
     elif recipe.warm_start:
         warm_start(model, Path(recipe.warm_start))
         log(f"warm start from {recipe.warm_start}")
-    verbose = 1 if sys.stdout.isatty() else 2
     for stage in recipe.stages:
         if stage.name in state["completed"]:
             continue
@@ -270,37 +266,12 @@ def train(
             key = (stage_recipe.sampling, group_bias_weight > 0)  # what shapes a training set
             if key not in train_sets:
                 train_sets[key] = make_dataset(train_faces, Path(recipe.data_root), stage_recipe, training=True)
-            history = read_history(run_dir)
-            fresh = stage.restarts_best and not any(r["stage"] == stage.name for r in history)
-            chosen = None if fresh else best_epoch(history, recipe)  # the score a new best must beat
-            callbacks = [
-                keras.callbacks.BackupAndRestore(str(run_dir / "backup" / stage.name)),
-                keras.callbacks.ModelCheckpoint(
-                    str(best),
-                    monitor=MONITOR,
-                    mode="min",
-                    save_best_only=True,
-                    save_weights_only=True,
-                    initial_value_threshold=float(chosen[MONITOR]) if chosen else None,
-                ),
-                keras.callbacks.EarlyStopping(monitor=MONITOR, mode="min", patience=stage.patience),
-                HistoryLogger(run_dir, stage.name),
-            ]
-            # BackupAndRestore leaves the restored epoch on the model, and fit() starts from it; the next
-            # stage must start from its own epoch 0 (or its own backup)
-            model._initial_epoch = None
-            model.fit(
-                train_sets[key],
-                validation_data=val_ds,
-                epochs=stage.epochs,
-                callbacks=callbacks + list(extra_callbacks),
-                verbose=verbose,
-            )
+            fit_stage(model, stage, stage_recipe, run_dir, train_sets[key], val_ds, extra_callbacks)
         if best.exists():
             model.load_weights(best)
-            shutil.copyfile(best, run_dir / f"stage-{stage.name}.weights.h5")
+            shutil.copyfile(best, stage_weights(run_dir, stage.name))
         state["completed"].append(stage.name)
-        state_path.write_text(json.dumps(state, indent=2))
+        (run_dir / STATE).write_text(json.dumps(state, indent=2))
     chosen = best_epoch(read_history(run_dir), recipe)
     if chosen:
         log(f"best weights: {chosen['stage']} epoch {chosen['epoch']}, validation MAE {float(chosen[MONITOR]):.3f}")

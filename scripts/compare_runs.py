@@ -36,7 +36,7 @@ from model_training.evaluate import compute_metrics
 from model_training.export import validation_probabilities
 from model_training.model import average_weights, build_model, warm_start
 from model_training.model_dir import CARD
-from model_training.train import BEST
+from model_training.run_dir import BEST, load_config
 
 
 def locate(run: Path) -> tuple[Path, Path, str]:
@@ -61,7 +61,7 @@ def predict(
         label = f"{runs[0].name} {json.loads((runs[0] / CARD).read_text())['version']}"
     else:
         located = [locate(run) for run in runs]
-        recipe = load_recipe(located[0][0] / "config.json")
+        recipe = load_config(located[0][0])
         model = build_model(recipe, weights="none")
         average_weights(model, [weights for _, weights, _ in located])
         label = located[0][2] if len(located) == 1 else "soup of " + " + ".join(label for *_, label in located)

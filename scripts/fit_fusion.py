@@ -17,6 +17,7 @@ from __future__ import annotations
 import argparse
 import json
 import sys
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import numpy as np
@@ -30,7 +31,7 @@ from model_training.distribution import summarize
 from model_training.fusion import fit_correlation, fuse
 from model_training.sequences import camera_frames
 
-LENGTHS = (1, 2, 4, 8, 16, 32)
+LENGTHS = (1, 2, 4, 8, 16, 24, 32)
 
 
 def person_sequence(estimator: Estimator, photo: np.ndarray, frames: int, rng: np.random.Generator) -> np.ndarray:
@@ -64,24 +65,28 @@ def main() -> None:
     parser.add_argument("--people", type=int, default=200, help="validation faces per source (default 200)")
     parser.add_argument("--frames", type=int, default=32, help="frames per sequence (default 32)")
     parser.add_argument("--seed", type=int, default=7)
+    parser.add_argument("--threads", type=int, default=2, help="people estimated side by side (default 2)")
     parser.add_argument("--write", action="store_true", help="record the fit in MODEL_DIR/model.json")
     parser.add_argument("--out", type=Path, help="JSON file for the results")
     args = parser.parse_args()
 
-    estimator = Estimator.from_settings(settings, args.model_dir)
+    estimator = Estimator.from_settings(settings.model_copy(update={"model_threads": 1}), args.model_dir, "onnx")
     ages = estimator.model.ages.astype(np.float64)
     rng = np.random.default_rng(args.seed)
     data: dict[str, tuple[list[np.ndarray], np.ndarray]] = {}
     for source, (root, manifest) in SOURCES.items():
         faces = read_manifest(manifest, "val")
         faces = [faces[i] for i in sorted(rng.choice(len(faces), min(args.people, len(faces)), replace=False))]
-        sequences = []
-        for k, face in enumerate(faces):
-            photo = read_rgb(str(root / face.path))
+
+        def sequence(k: int, root=root, source=source, faces=faces) -> np.ndarray:
+            photo = read_rgb(str(root / faces[k].path))
             photo = pad_chip(photo)[0] if source == "utkface" else photo
-            sequences.append(person_sequence(estimator, photo, args.frames, rng))
-            print(f"\r{source}: {k + 1}/{len(faces)}", end="", file=sys.stderr)
-        print(file=sys.stderr)
+            # each person's own seeded draws: the same sequences whatever the threads
+            return person_sequence(estimator, photo, args.frames, np.random.default_rng([args.seed, k]))
+
+        with ThreadPoolExecutor(args.threads) as pool:  # one detector per thread (detect.py)
+            sequences = list(pool.map(sequence, range(len(faces))))
+        print(f"{source}: {len(faces)} people", file=sys.stderr)
         data[source] = (sequences, np.array([f.age for f in faces], np.float64))
 
     # fit on every other person of both sources, each prefix length counting once per person

@@ -184,3 +184,16 @@ def test_fuse_is_bounded_by_video_max_frames(client):
     row = [1 / 101] * 101
     response = client.post("/fuse", json={"distributions": [row] * 2401})
     assert response.status_code == 422 and "VIDEO_MAX_FRAMES" in response.json()["detail"]
+
+
+def test_a_folder_of_photos_and_videos_gives_faces_and_people(clips, test_images, tiny_model_dir, tmp_path):
+    folder = tmp_path / "mixed"
+    folder.mkdir()
+    shutil.copy(clips / "four.mp4", folder / "clip.mp4")
+    shutil.copy(test_images / "grace_hopper.bmp", folder / "grace.bmp")
+    done = _run(str(folder), "--format", "jsonl", model_dir=tiny_model_dir)
+    assert done.returncode == 0, done.stderr
+    rows = [json.loads(line) for line in done.stdout.splitlines()]
+    kinds = {(Path(r["file"]).name, r["kind"]) for r in rows}
+    assert kinds == {("clip.mp4", "person"), ("grace.bmp", "face")}
+    assert "2 files, 1 faces" in done.stderr and "people in videos" in done.stderr

@@ -1,10 +1,15 @@
+import json
 from dataclasses import replace
 
 import numpy as np
 import pytest
 from keras import layers
 
+from model_training.crop import crop_whole, read_rgb
+from model_training.dataset import read_manifest
 from model_training.model import WeightsUnavailable, build_backbone, build_model, set_trainable
+from model_training.model_dir import AgeModel
+from tests.conftest import MANIFEST
 
 
 @pytest.fixture(scope="module")
@@ -88,3 +93,17 @@ def test_a_soup_is_the_mean_of_the_weights(tiny_recipe, tmp_path):
     kernel = next(i for i, w in enumerate(weights[0]) if w.ndim == 2)  # the head's dense kernel
     assert not np.allclose(weights[0][kernel], weights[1][kernel])
     np.testing.assert_allclose(model.get_weights()[kernel], (weights[0][kernel] + weights[1][kernel]) / 2, rtol=1e-6)
+
+
+def test_warm_start_from_a_model_directory_reproduces_its_answers(tiny_recipe, tiny_model_dir, utkface_dir):
+    from model_training.model import build_model, warm_start, with_temperature
+
+    model = build_model(tiny_recipe, weights="none")
+    warm_start(model, tiny_model_dir)
+    card = json.loads((tiny_model_dir / "model.json").read_text())
+    faces = read_manifest(MANIFEST, "val")[:6]
+    x = np.stack([crop_whole(read_rgb(str(utkface_dir / f.path)), 64) for f in faces]).astype("float32")
+    want, _ = AgeModel(tiny_model_dir).predict(x)
+    kernel = tiny_recipe.smoothing_kernel()
+    got = with_temperature(model, card["calibration"]["temperature"], tiny_recipe.ages, kernel)(x, training=False)
+    np.testing.assert_allclose(got["probabilities"], want, atol=1e-5)

@@ -1,0 +1,75 @@
+"""Export (model_training.export): the model directory's contract, both runtimes, output smoothing."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+
+from model_training.config import load_recipe
+from model_training.crop import crop_whole, read_rgb
+from model_training.dataset import read_manifest
+from model_training.model_dir import AgeModel
+from tests.conftest import MANIFEST
+
+
+def test_export_writes_the_contract(tiny_model_dir):
+    card = json.loads((tiny_model_dir / "model.json").read_text())
+    assert card["name"] == "tiny" and card["version"] == "0.0.0-test"  # the recipe's name, unless --name
+    assert card["input_size"] == 64 and card["ages"] == list(range(101))
+    assert card["backbone"] == "mobilenet_v2"
+    assert set(card["crops"]) == {"yunet", "dnn", "haar"}
+    assert len(card["crops"]["yunet"]["template"]) == 5  # YuNet's crop is a landmark template
+    for name, crop in card["crops"].items():
+        assert set(crop) >= ({"template", "source"} if name == "yunet" else {"scale", "shift_x", "shift_y", "source"})
+        assert crop["source"]["detector"]["name"] == name
+    assert card["training"]["manifest_sha256"]
+    assert card["training"]["counts"] == {"train": 18491, "val": 2310, "test": 2312}
+    assert card["metrics"]["validation"]["mae"] > 0
+    assert card["calibration"]["smoothing"]["sigma_per_year"] == 0.05  # the recipe's, applied at export
+    record = tiny_model_dir / "training"  # the run's record travels with the model
+    assert (record / "history.csv").read_text().startswith("stage,epoch")
+    assert load_recipe(record / "config.json").input_size == 64 and (record / "curves.png").stat().st_size > 0
+
+
+def test_saved_model_signature_and_parity_with_keras(tiny_run, tiny_model_dir, utkface_dir, tiny_recipe):
+    import tensorflow as tf
+
+    from model_training.model import build_model, with_temperature
+
+    sig = tf.saved_model.load(str(tiny_model_dir / "saved_model")).signatures["serving_default"]
+    (spec,) = sig.structured_input_signature[1].values()
+    assert spec.name == "image" and spec.shape.as_list() == [None, 64, 64, 3] and spec.dtype == tf.float32
+    assert set(sig.structured_outputs) == {"probabilities", "expected_age"}
+
+    faces = read_manifest(MANIFEST, "test")[:6]
+    x = np.stack([crop_whole(read_rgb(str(utkface_dir / f.path)), 64) for f in faces]).astype("float32")
+    keras_model = build_model(tiny_recipe, weights="none")
+    keras_model.load_weights(tiny_run / "best.weights.h5")
+    temperature = json.loads((tiny_model_dir / "model.json").read_text())["calibration"]["temperature"]
+    calibrated_model = with_temperature(keras_model, temperature, tiny_recipe.ages, tiny_recipe.smoothing_kernel())
+    want = calibrated_model(x, training=False)
+    p, age = AgeModel(tiny_model_dir).predict(x)
+    np.testing.assert_allclose(p, want["probabilities"], atol=1e-5)
+    np.testing.assert_allclose(age, want["expected_age"], atol=1e-4)
+    np.testing.assert_allclose(p.sum(axis=1), 1, atol=1e-5)
+
+
+def test_export_with_output_smoothing_runs_alike_in_both_runtimes(tiny_run, utkface_dir, tmp_path):
+    import shutil
+
+    from model_training.export import export
+
+    run = tmp_path / "smoothed-run"
+    shutil.copytree(tiny_run, run)
+    config = json.loads((run / "config.json").read_text())
+    (run / "config.json").write_text(json.dumps({**config, "smooth_sigma": 1.0, "smooth_sigma_per_year": 0.05}))
+    crops = {"dnn": json.loads((MANIFEST.parent / "crop_dnn.json").read_text())}
+    card = export(run, tmp_path / "smoothed", crops, version="0.0.0-test", calibration_faces=64, log=lambda m: None)
+    assert card["calibration"]["smoothing"]["sigma_per_year"] == 0.05
+    faces = read_manifest(MANIFEST, "test")[:6]
+    x = np.stack([crop_whole(read_rgb(str(utkface_dir / f.path)), 64) for f in faces]).astype("float32")
+    p_tf, _ = AgeModel(tmp_path / "smoothed", runtime="tensorflow").predict(x)
+    p_onnx, _ = AgeModel(tmp_path / "smoothed", runtime="onnx").predict(x)
+    np.testing.assert_allclose(p_tf, p_onnx, atol=1e-4)  # the smoothing converts to ONNX as it runs in TF
+    np.testing.assert_allclose(p_tf.sum(axis=1), 1, atol=1e-5)
