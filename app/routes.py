@@ -86,12 +86,13 @@ async def fuse_frames(request: Request, body: FuseRequest) -> FuseResponse:
     model, limit = estimator.model, request.app.state.settings.video_max_frames
     if len(body.distributions) > limit:
         raise ApiError(422, "invalid_request", f"distributions: at most {limit} (VIDEO_MAX_FRAMES)")
-    p = np.array(body.distributions, dtype=np.float64) if body.distributions else np.zeros((0, 0))
-    if p.ndim != 2 or p.shape[1] != len(model.ages):
+    if any(len(d) != len(model.ages) for d in body.distributions):
         raise ApiError(
-            422, "invalid_request", f"distributions: each needs {len(model.ages)} probabilities, one per age"
+            422, "invalid_request", f"distributions: each needs {len(model.ages)} probabilities (one an age)"
         )
-    if not np.all(np.isfinite(p)) or np.any(p < 0) or np.any(p.sum(axis=1) <= 0):
+    p = np.array(body.distributions, dtype=np.float64)
+    sums = p.sum(axis=1)
+    if not np.all(np.isfinite(p)) or np.any(p < 0) or not np.all(np.isfinite(sums)) or np.any(sums <= 0):
         raise ApiError(422, "invalid_request", "distributions: probabilities must be finite, not negative, not all 0")
     fused = fuse(p / p.sum(axis=1, keepdims=True), model.fusion_correlation)
     return FuseResponse(

@@ -170,6 +170,8 @@ def test_fuse_gives_one_answer_from_a_persons_distributions(client, test_images)
         '{"distributions": [[' + ",".join(["-1"] + ["0.02"] * 100) + "]]}",
         '{"distributions": [[' + ",".join(["NaN"] + ["0.01"] * 100) + "]]}",
         '{"distributions": [[' + ",".join(["0"] * 101) + "]]}",
+        '{"distributions": [[0.5, 0.5], [' + ",".join(["0.01"] * 101) + "]]}",
+        '{"distributions": [[' + ",".join(["1e308"] * 101) + "]]}",
         '{"distributions": "many"}',
         "not json",
     ],
