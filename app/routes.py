@@ -16,7 +16,6 @@ from app.errors import ApiError
 from app.estimator import Estimator, Prediction, summary_fields
 from app.schemas import ErrorResponse, FuseRequest, FuseResponse, Health, PredictResponse, Ready
 from model_training.distribution import summarize
-from model_training.fusion import effective_frames, fuse
 
 router = APIRouter()
 PAGE = Path(__file__).parent / "static" / "index.html"
@@ -94,12 +93,13 @@ async def fuse_frames(request: Request, body: FuseRequest) -> FuseResponse:
     sums = p.sum(axis=1)
     if not np.all(np.isfinite(p)) or np.any(p < 0) or not np.all(np.isfinite(sums)) or np.any(sums <= 0):
         raise ApiError(422, "invalid_request", "distributions: probabilities must be finite, not negative, not all 0")
-    fused = fuse(p / p.sum(axis=1, keepdims=True), model.fusion_correlation)
+    fused = model.fusion.fuse(p / sums[:, None])
     return FuseResponse(
         model={"name": model.card["name"], "version": model.card["version"]},
         frames=len(p),
-        correlation=model.fusion_correlation,
-        effective_frames=round(effective_frames(len(p), model.fusion_correlation), 3),
+        correlation=model.fusion.correlation,
+        softening=model.fusion.softening,
+        effective_frames=round(model.fusion.effective_frames(len(p)), 3),
         **summary_fields(summarize(fused, model.ages, estimator.interval_mass)),
         distribution={"ages": [int(a) for a in model.ages], "probabilities": [round(float(x), 6) for x in fused]},
     )

@@ -91,6 +91,7 @@ class FuseResponse(BaseModel):
     model: ModelRef
     frames: int = Field(description="distributions fused")
     correlation: float = Field(description="the model's fitted error correlation between frames of one person, ρ")
+    softening: float = Field(description="the model's fitted softening s of a camera frame (1: as the model answers)")
     effective_frames: float = Field(description="what the frames are worth as independent ones: n / (1 + (n − 1)ρ)")
     age: float = Field(description="expected age of the fused distribution")
     age_std: float

@@ -28,7 +28,6 @@ from app.errors import ApiError
 from app.estimator import Estimator, FaceResult, summary_fields
 from model_training.crop import Box
 from model_training.distribution import summarize
-from model_training.fusion import effective_frames, fuse
 
 # FFmpeg's own complaints about a broken file ("moov atom not found") would go to stderr beside our
 # one clear error; a user who wants them sets OPENCV_FFMPEG_LOGLEVEL
@@ -169,7 +168,7 @@ def person(estimator: Estimator, track: Track) -> dict:
     """A track's fused answer: age, spread and interval of the fused distribution, and the face at
     its best frame (the highest detection score, else the largest box)."""
     model = estimator.model
-    p = fuse(np.stack([face.probabilities for _, face in track.seen]), model.fusion_correlation)
+    p = model.fusion.fuse(np.stack([face.probabilities for _, face in track.seen]))
     s = summarize(p, model.ages, estimator.interval_mass)
     t_best, best = max(track.seen, key=lambda tf: (tf[1].detection_score or 0.0, tf[1].box.width * tf[1].box.height))
     return {
@@ -177,7 +176,7 @@ def person(estimator: Estimator, track: Track) -> dict:
         "time_first": round(track.seen[0][0], 3),
         "time_last": round(track.last[0], 3),
         "frames": len(track.seen),
-        "effective_frames": round(effective_frames(len(track.seen), model.fusion_correlation), 2),
+        "effective_frames": round(model.fusion.effective_frames(len(track.seen)), 2),
         **summary_fields(s),
         "best_time": round(t_best, 3),
         "best_face": estimator.face_fields(best, include_distribution=False),

@@ -20,7 +20,7 @@ from pathlib import Path
 import numpy as np
 
 from model_training.crop import CropSpec, Template, spec_from_dict
-from model_training.fusion import DEFAULT_CORRELATION
+from model_training.fusion import Fusion
 
 CARD = "model.json"
 SAVED_MODEL = "saved_model"
@@ -121,8 +121,7 @@ class AgeModel:
         self.input_size = int(self.card["input_size"])
         self.ages = np.asarray(self.card["ages"], dtype=np.float32)
         self.crops = {name: spec_from_dict(spec) for name, spec in self.card["crops"].items()}
-        # how frames of one person are fused (model_training.fusion; fitted by scripts/fit_fusion.py)
-        self.fusion_correlation = float(self.card.get("fusion", {}).get("correlation", DEFAULT_CORRELATION))
+        self.fusion = Fusion.from_card(self.card)  # how one person's frames are fused (scripts/fit_fusion.py)
         self._run = RUNTIMES[runtime](self.path, threads)
         try:
             probabilities, _ = self.predict(np.zeros((1, self.input_size, self.input_size, 3), np.float32))

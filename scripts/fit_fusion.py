@@ -3,13 +3,14 @@
 Each validation face of each source (a UTKFace chip in a replicated border, an All-Age-Faces
 photo) becomes a camera-like sequence (model_training.sequences), and every frame goes through the
 service path (decode → detect → align → model; the face nearest the photo's centre is the
-person's). Half the people (every other one) fit the correlation ρ so that the fused 90 % interval
-of their sequences' prefixes of 2–F frames holds the true age for 90 % of them; the other half
-measure it: per source and number of frames, the share of people whose fused interval holds their
-age, the interval's mean width and the fused answer's MAE, beside the plain product (ρ = 0).
+person's). Half the people (every other one) fit the fusion: the softening s so that one frame's
+90 % interval holds the true age for 90 % of their frames, then the correlation ρ so that the
+fused interval of their sequences' prefixes of 2–F frames does; the other half measure it: per
+source and number of frames, the share of people whose fused interval holds their age, the
+interval's mean width and the fused answer's MAE, beside the plain product (ρ = 0, s = 1).
 
 Usage: python scripts/fit_fusion.py [MODEL_DIR] [--people N] [--frames F] [--write] [--out FILE]
-(--write records ρ and the measurement in MODEL_DIR/model.json as `fusion`; needs data/aaf for AAF)
+(--write records s, ρ and the measurement in MODEL_DIR/model.json as `fusion`; needs data/aaf for AAF)
 """
 
 from __future__ import annotations
@@ -28,7 +29,7 @@ from model_training.calibrate import nearest, pad_chip
 from model_training.crop import read_rgb
 from model_training.dataset import SOURCES, read_manifest
 from model_training.distribution import summarize
-from model_training.fusion import fit_correlation, fuse
+from model_training.fusion import Fusion, fit
 from model_training.sequences import camera_frames
 
 LENGTHS = (1, 2, 4, 8, 16, 24, 32)
@@ -45,10 +46,10 @@ def person_sequence(estimator: Estimator, photo: np.ndarray, frames: int, rng: n
     return np.array(out)
 
 
-def measure(sequences: list[np.ndarray], true: np.ndarray, ages: np.ndarray, correlation: float, n: int) -> dict:
+def measure(sequences: list[np.ndarray], true: np.ndarray, ages: np.ndarray, fusion: Fusion, n: int) -> dict:
     """Coverage, mean width and MAE of the fused answers of the first n frames (people with n found)."""
     keep = [i for i, s in enumerate(sequences) if len(s) >= n]
-    summaries = [summarize(fuse(sequences[i][:n], correlation), ages) for i in keep]
+    summaries = [summarize(fusion.fuse(sequences[i][:n]), ages) for i in keep]
     t = true[keep]
     return {
         "people": len(keep),
@@ -90,34 +91,36 @@ def main() -> None:
         data[source] = (sequences, np.array([f.age for f in faces], np.float64))
 
     # fit on every other person of both sources, each prefix length counting once per person
-    fit_seqs, fit_true = [], []
+    fit_frames, frame_true, fit_seqs, fit_true = [], [], [], []
     for sequences, true in data.values():
         for s, t in list(zip(sequences, true, strict=True))[::2]:
+            fit_frames += [frame[None] for frame in s]
+            frame_true += [t] * len(s)
             for n in LENGTHS[1:]:
                 if len(s) >= n:
                     fit_seqs.append(s[:n])
                     fit_true.append(t)
-    correlation = fit_correlation(fit_seqs, np.array(fit_true), ages)
+    fusion = fit(fit_frames, fit_seqs, np.array(frame_true), np.array(fit_true), ages)
     results: dict = {
-        "correlation": round(correlation, 4),
-        "fitted_on": f"{len(fit_seqs)} prefixes (2–{args.frames} frames) of every other one of "
-        f"{args.people} validation faces per source ({', '.join(data)}), camera-like sequences "
+        "correlation": round(fusion.correlation, 4),
+        "softening": round(fusion.softening, 4),
+        "fitted_on": f"{len(fit_frames)} frames and {len(fit_seqs)} prefixes (2–{args.frames} frames) of every "
+        f"other one of {args.people} validation faces per source ({', '.join(data)}), camera-like sequences "
         f"(model_training.sequences), seed {args.seed}",
         "measured": {},
     }
     for source, (sequences, true) in data.items():
         held = (sequences[1::2], true[1::2])
         results["measured"][source] = {
-            str(n): {"fused": measure(*held, ages, correlation, n), "product": measure(*held, ages, 0.0, n)}
+            str(n): {"fused": measure(*held, ages, fusion, n), "product": measure(*held, ages, Fusion(0.0), n)}
             for n in LENGTHS
             if n <= args.frames
         }
         found = np.mean([len(s) for s in sequences]) / args.frames
         results["measured"][source]["frames_with_a_face"] = round(float(found), 4)
     print(json.dumps(results, indent=2))
-    print(
-        f"\nρ = {correlation:.3f}\n| source | frames | people | fused: holds · width · MAE | product: holds · width |"
-    )
+    print(f"\ns = {fusion.softening:.3f}, ρ = {fusion.correlation:.3f}")
+    print("| source | frames | people | fused: holds · width · MAE | product: holds · width |")
     print("|---|---:|---:|---|---|")
     for source, table in results["measured"].items():
         for n, m in table.items():

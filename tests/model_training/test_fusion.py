@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 
 from model_training.distribution import summarize
-from model_training.fusion import coverage, effective_frames, fit_correlation, fuse
+from model_training.fusion import Fusion, coverage, effective_frames, fit, fuse
 
 AGES = np.arange(101, dtype=np.float64)
 
@@ -39,18 +39,40 @@ def test_a_frame_that_gives_an_age_zero_does_not_veto_it():
     assert np.all(np.isfinite(fused)) and fused.sum() == pytest.approx(1)
 
 
-def test_the_fitted_correlation_recovers_a_shared_error_and_holds_ninety_percent():
-    """Frames whose error is part person (shared), part frame: σ_b = 4, σ_e = 4 (ρ = 0.5), each
-    frame's distribution calibrated on its own (σ = √32). The product is far too sure; the fit is not."""
-    rng = np.random.default_rng(0)
+def _sequences(rng, people: int, frame_sd: float, shared_sd: float, said_sd: float):
+    """Frames whose error is part person (shared by their frames), part frame; each frame's
+    distribution a Gaussian of σ = said_sd around its answer."""
     sequences, true = [], []
-    for _ in range(600):
-        age, shared = rng.uniform(20, 70), rng.normal(0, 4)
+    for _ in range(people):
+        age, shared = rng.uniform(20, 70), rng.normal(0, shared_sd)
         n = int(rng.choice([2, 4, 8, 16]))
-        sequences.append(np.stack([gaussian(age + shared + rng.normal(0, 4), np.sqrt(32)) for _ in range(n)]))
+        sequences.append(np.stack([gaussian(age + shared + rng.normal(0, frame_sd), said_sd) for _ in range(n)]))
         true.append(round(age))
-    true = np.array(true, np.float64)
-    rho = fit_correlation(sequences, true, AGES)
-    assert 0.35 <= rho <= 0.65
-    assert 0.88 <= coverage(sequences, true, AGES, rho) <= 0.93
-    assert coverage(sequences, true, AGES, 0.0) < 0.75  # frames taken as independent
+    return sequences, np.array(true, np.float64)
+
+
+def test_the_fit_recovers_a_shared_error_and_holds_ninety_percent():
+    """σ_b = 4 shared, σ_e = 4 per frame (ρ = 0.5), each frame calibrated on its own (σ = √32):
+    no softening is needed, ρ comes out near 0.5; the product is far too sure."""
+    rng = np.random.default_rng(0)
+    sequences, true = _sequences(rng, 600, 4, 4, np.sqrt(32))
+    frames = [f[None] for s in sequences for f in s]
+    frame_true = np.repeat(true, [len(s) for s in sequences])
+    fusion = fit(frames, sequences, frame_true, true, AGES)
+    assert fusion.softening > 0.9 and 0.35 <= fusion.correlation <= 0.65
+    assert 0.88 <= coverage(sequences, true, AGES, fusion) <= 0.93
+    assert coverage(sequences, true, AGES, Fusion(0.0)) < 0.75  # frames taken as independent
+
+
+def test_frames_surer_than_they_should_be_are_softened_first():
+    """Frames that say σ = 3 where their error is √32: one frame's interval misses, so s < 1 widens
+    it until it holds; the fused ones hold too."""
+    rng = np.random.default_rng(1)
+    sequences, true = _sequences(rng, 600, 4, 4, 3.0)
+    frames = [f[None] for s in sequences for f in s]
+    frame_true = np.repeat(true, [len(s) for s in sequences])
+    assert coverage(frames, frame_true, AGES, Fusion()) < 0.7
+    fusion = fit(frames, sequences, frame_true, true, AGES)
+    assert fusion.softening < 0.6
+    assert 0.88 <= coverage(frames, frame_true, AGES, Fusion(1.0, fusion.softening)) <= 0.93
+    assert 0.88 <= coverage(sequences, true, AGES, fusion) <= 0.93
