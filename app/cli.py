@@ -163,6 +163,9 @@ def predict(args: argparse.Namespace) -> int:
     paths = list(files_in(args.paths, args.recursive))
     progress = sys.stderr.isatty()
 
+    def in_videos() -> str:
+        return f", {people} people in videos" if people else ""
+
     def video_progress(t: float, duration: float | None) -> None:
         if progress:
             print(
@@ -185,14 +188,17 @@ def predict(args: argparse.Namespace) -> int:
             for row in rows:
                 writer.write(row)
             if progress:
-                print(f"\r{files}/{len(paths)} files, {faces} faces, {unread} unreadable", end="", file=sys.stderr)
+                print(
+                    f"\r{files}/{len(paths)} files, {faces} faces{in_videos()}, {unread} unreadable",
+                    end="",
+                    file=sys.stderr,
+                )
     finally:
         if args.out:
             out.close()
     if progress:
         print(file=sys.stderr)
-    in_videos = f", {people} people in videos" if people else ""
-    print(f"{files} files, {faces} faces{in_videos}, {unread} could not be read", file=sys.stderr)
+    print(f"{files} files, {faces} faces{in_videos()}, {unread} could not be read", file=sys.stderr)
     return 1 if unread else 0
 
 
