@@ -118,6 +118,21 @@ def align_all(sources: list[str], out: Path = CACHE, threads: int = 2, log=print
         rows += kept
         report[source] = counts
         log(f"{source}: {counts}")
-    write_manifest(rows, out / "manifest.csv")
+    write_manifest(rows, out / MANIFEST.name)
+    report["template"] = template.to_dict()["template"]  # what check_template compares at export
     (out / "report.json").write_text(json.dumps(report, indent=2) + "\n")
     return report
+
+
+def check_template(manifest: Path, template: Template) -> None:
+    """Refuse a model whose YuNet template is not the one its aligned training faces were made
+    with (recorded in report.json beside the cache's manifest): it would be served crops framed
+    unlike those it learnt from. A manifest that is no aligned cache, or an older cache without
+    the record, passes."""
+    report = Path(manifest).parent / "report.json"
+    made = json.loads(report.read_text()).get("template") if report.is_file() else None
+    if made is not None and not np.allclose(np.asarray(made, np.float64), np.asarray(template.points), atol=1e-6):
+        raise ValueError(
+            f"the faces of {manifest} were aligned with another template than the model's yunet crop: run "
+            "python -m model_training align-faces again (and retrain), or give the crop the faces were made with"
+        )

@@ -11,7 +11,9 @@ import keras
 import numpy as np
 import tensorflow as tf
 
+from model_training.aligned import check_template
 from model_training.config import Recipe
+from model_training.crop import spec_from_dict
 from model_training.dataset import Face, file_sha256, read_manifest
 from model_training.distribution import INTERVAL_MASS, covered, fit_temperature
 from model_training.evaluate import load_chips
@@ -85,6 +87,8 @@ def set_crops(model_dir: Path, crops: dict[str, dict], version: str | None = Non
     """Replace a model directory's crops (after re-calibrating a detector): the weights are
     unchanged, only the framing of the service's crops."""
     card = read_card(model_dir)
+    if "yunet" in crops and "manifest" in card.get("training", {}):
+        check_template(REPO / card["training"]["manifest"], spec_from_dict(crops["yunet"]))
     card.pop("crop", None)
     card["crops"] = crops
     if version:
@@ -118,6 +122,8 @@ def export(
     """Build the model from the run's config and best weights, calibrate its spread on the
     validation split, write MODEL_DIR, verify it, and return the card."""
     recipe = load_config(run_dir)
+    if "yunet" in crops:  # serving must align faces as the training faces were aligned
+        check_template(Path(recipe.manifest), spec_from_dict(crops["yunet"]))
     model = build_model(recipe, weights="none")
     model.load_weights(run_dir / BEST)
     calibration = calibrate_temperature(model, recipe, calibration_faces)

@@ -40,3 +40,21 @@ def test_training_without_the_cache_says_in_one_line_what_is_missing(tmp_path):
     (line,) = [line for line in done.stderr.splitlines() if line.startswith("error:")]
     assert "data/faces/manifest.csv is missing" in line and "align-faces" in line and "get-aaf.sh" in line
     assert not (tmp_path / "run").exists()
+
+
+def test_a_model_is_refused_a_template_its_aligned_faces_were_not_made_with(tmp_path):
+    """Serving must align as training did (aligned.check_template, called by export and set-crop)."""
+    import json
+
+    import pytest
+
+    from model_training.aligned import check_template, load_template
+
+    template = load_template()
+    manifest = tmp_path / "manifest.csv"
+    check_template(manifest, template)  # no report: not an aligned cache, nothing to compare
+    (tmp_path / "report.json").write_text(json.dumps({"utkface": {}, "template": template.to_dict()["template"]}))
+    check_template(manifest, template)
+    moved = type(template)(tuple((x + 0.01, y) for x, y in template.points))
+    with pytest.raises(ValueError, match="aligned with another template"):
+        check_template(manifest, moved)
