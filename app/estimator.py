@@ -108,7 +108,7 @@ class Estimator:
     def answer(self, prediction: Prediction, include_distribution: bool = True) -> dict:
         """The JSON's fields for a prediction."""
         return {
-            "model": {"name": self.model.card["name"], "version": self.model.card["version"]},
+            "model": self.model_ref(),
             "image": {"width": prediction.width, "height": prediction.height},
             "faces": [self.face_fields(face, include_distribution) for face in prediction.faces],
             "timings_ms": {k: round(v, 2) for k, v in prediction.timings_ms.items()},
@@ -126,13 +126,26 @@ class Estimator:
                 for name, (x, y) in zip(LANDMARKS, face.landmarks, strict=True)
             },
             **summary_fields(face.summary),
-            "distribution": {
-                "ages": [int(a) for a in self.model.ages],
-                "probabilities": [round(float(p), 6) for p in face.probabilities],
-            }
-            if include_distribution
-            else None,
+            "distribution": self.distribution_fields(face.probabilities) if include_distribution else None,
         }
+
+    def fused_fields(self, probabilities: np.ndarray, include_distribution: bool = False) -> dict:
+        """One person's frames [n, ages] fused by the model's rule (model_training.fusion) as the
+        JSON answers them: frames, effective_frames, age, age_std, age_interval (distribution)."""
+        fusion, n = self.model.fusion, len(probabilities)
+        p = fusion.fuse(probabilities)
+        return {
+            "frames": n,
+            "effective_frames": round(fusion.effective_frames(n), 3),
+            **summary_fields(summarize(p, self.model.ages, self.interval_mass)),
+            **({"distribution": self.distribution_fields(p)} if include_distribution else {}),
+        }
+
+    def distribution_fields(self, probabilities: np.ndarray) -> dict:
+        return {"ages": [int(a) for a in self.model.ages], "probabilities": [round(float(p), 6) for p in probabilities]}
+
+    def model_ref(self) -> dict:
+        return {"name": self.model.card["name"], "version": self.model.card["version"]}
 
     def _rgb(self, image: ImageInput) -> np.ndarray:
         if isinstance(image, np.ndarray):

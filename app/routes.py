@@ -13,9 +13,8 @@ from fastapi import APIRouter, File, Query, Request, UploadFile
 from fastapi.responses import FileResponse, JSONResponse, Response
 
 from app.errors import ApiError
-from app.estimator import Estimator, Prediction, summary_fields
+from app.estimator import Estimator, Prediction
 from app.schemas import ErrorResponse, FuseRequest, FuseResponse, Health, PredictResponse, Ready
-from model_training.distribution import summarize
 
 router = APIRouter()
 PAGE = Path(__file__).parent / "static" / "index.html"
@@ -93,15 +92,11 @@ async def fuse_frames(request: Request, body: FuseRequest) -> FuseResponse:
     sums = p.sum(axis=1)
     if not np.all(np.isfinite(p)) or np.any(p < 0) or not np.all(np.isfinite(sums)) or np.any(sums <= 0):
         raise ApiError(422, "invalid_request", "distributions: probabilities must be finite, not negative, not all 0")
-    fused = model.fusion.fuse(p / sums[:, None])
     return FuseResponse(
-        model={"name": model.card["name"], "version": model.card["version"]},
-        frames=len(p),
+        model=estimator.model_ref(),
         correlation=model.fusion.correlation,
         softening=model.fusion.softening,
-        effective_frames=round(model.fusion.effective_frames(len(p)), 3),
-        **summary_fields(summarize(fused, model.ages, estimator.interval_mass)),
-        distribution={"ages": [int(a) for a in model.ages], "probabilities": [round(float(x), 6) for x in fused]},
+        **estimator.fused_fields(p / sums[:, None], include_distribution=True),
     )
 
 

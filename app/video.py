@@ -9,7 +9,7 @@
 Frames are read with OpenCV's VideoCapture (what opencv-python-headless decodes) and `fps` of them
 a second go through the estimator. A face is the same person as a face of the last frames when
 their boxes overlap enough (IoU, greedy, best first); a person unseen for `max_gap` seconds is
-gone. Each person's distributions are fused by model_training.fusion with the model's fitted ρ.
+gone. Each person's distributions are fused by the model's rule (Estimator.fused_fields).
 """
 
 from __future__ import annotations
@@ -25,9 +25,8 @@ import numpy as np
 
 from app.config import Settings
 from app.errors import ApiError
-from app.estimator import Estimator, FaceResult, summary_fields
+from app.estimator import Estimator, FaceResult
 from model_training.crop import Box
-from model_training.distribution import summarize
 
 # FFmpeg's own complaints about a broken file ("moov atom not found") would go to stderr beside our
 # one clear error; a user who wants them sets OPENCV_FFMPEG_LOGLEVEL
@@ -167,17 +166,12 @@ class Tracker:
 def person(estimator: Estimator, track: Track) -> dict:
     """A track's fused answer: age, spread and interval of the fused distribution, and the face at
     its best frame (the highest detection score, else the largest box)."""
-    model = estimator.model
-    p = model.fusion.fuse(np.stack([face.probabilities for _, face in track.seen]))
-    s = summarize(p, model.ages, estimator.interval_mass)
     t_best, best = max(track.seen, key=lambda tf: (tf[1].detection_score or 0.0, tf[1].box.width * tf[1].box.height))
     return {
         "track": track.id,
         "time_first": round(track.seen[0][0], 3),
         "time_last": round(track.last[0], 3),
-        "frames": len(track.seen),
-        "effective_frames": round(model.fusion.effective_frames(len(track.seen)), 2),
-        **summary_fields(s),
+        **estimator.fused_fields(np.stack([face.probabilities for _, face in track.seen])),
         "best_time": round(t_best, 3),
         "best_face": estimator.face_fields(best, include_distribution=False),
     }
@@ -213,7 +207,7 @@ def predict_video(
             progress(t, video.duration)
     people = sorted((person(estimator, k) for k in tracker.tracks), key=lambda p: (-p["frames"], p["track"]))
     return {
-        "model": {"name": estimator.model.card["name"], "version": estimator.model.card["version"]},
+        "model": estimator.model_ref(),
         "video": {"width": size[0], "height": size[1], "fps": fps, "frames_read": read, "truncated": video.truncated},
         "people": people,
         "frames": frames if per_frame else None,

@@ -58,11 +58,6 @@ class Fusion:
         return fused / fused.sum()
 
 
-def fuse(probabilities: np.ndarray, correlation: float, softening: float = 1.0) -> np.ndarray:
-    """Fusion(correlation, softening).fuse(probabilities)."""
-    return Fusion(correlation, softening).fuse(probabilities)
-
-
 def coverage(
     sequences: list[np.ndarray], true_ages: np.ndarray, ages: np.ndarray, fusion: Fusion, mass: float = 0.9
 ) -> float:

@@ -18,27 +18,15 @@ import tempfile
 import time
 from pathlib import Path
 
-import cv2
-import numpy as np
-
 from app.config import Settings
 from app.estimator import Estimator
 from app.video import Limits, predict_video
+from harness.clips import panning_clip
 from model_training.dataset import TEST_IMAGES
 
 PHOTO = TEST_IMAGES / "face.jpg"
 SIZES = ((640, 480), (1280, 720))
 SECONDS, NATIVE_FPS = 10, 25
-
-
-def make_clip(path: Path, size: tuple[int, int]) -> Path:
-    writer = cv2.VideoWriter(str(path), cv2.VideoWriter_fourcc(*"MJPG"), NATIVE_FPS, size)
-    base = cv2.resize(cv2.imread(str(PHOTO)), size)
-    for i in range(SECONDS * NATIVE_FPS):
-        m = np.float32([[0.85, 0, i * size[0] / 800], [0, 0.85, size[1] / 24]])
-        writer.write(cv2.warpAffine(base, m, size, borderMode=cv2.BORDER_REPLICATE))
-    writer.release()
-    return path
 
 
 def main() -> None:
@@ -55,7 +43,7 @@ def main() -> None:
     results = {"model": estimator.model.card["version"], "runtime": args.runtime, "threads": args.threads}
     with tempfile.TemporaryDirectory() as tmp:
         for w, h in SIZES:
-            clip = make_clip(Path(tmp) / f"{w}x{h}.avi", (w, h))
+            clip = panning_clip(Path(tmp) / f"{w}x{h}.avi", PHOTO, (w, h), SECONDS, NATIVE_FPS)
             predict_video(estimator, clip, fps=2, limits=Limits(4, 3600))  # warm up
             row = {}
             for fps in (NATIVE_FPS, settings.video_fps):

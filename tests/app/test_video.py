@@ -12,36 +12,25 @@ import subprocess
 import sys
 from pathlib import Path
 
-import cv2
 import numpy as np
 import pytest
 
 from app.config import SHIPPED_MODEL
 from app.estimator import Estimator
 from app.video import Tracker, iou, predict_video
+from harness.clips import panning_clip
 from model_training.crop import Box
 
 DEX_AGE = str(Path(sys.executable).parent / "dex-age")
 SECONDS, FPS = 3, 25
 
 
-def write_video(path: Path, photo: np.ndarray, size: tuple[int, int] = (640, 480), fourcc: str = "MJPG") -> Path:
-    """The photo (BGR) filling the frame and panning slowly right: its faces move, no one leaves."""
-    writer = cv2.VideoWriter(str(path), cv2.VideoWriter_fourcc(*fourcc), FPS, size)
-    base = cv2.resize(photo, size)
-    for i in range(SECONDS * FPS):
-        m = np.float32([[0.85, 0, i * 0.8], [0, 0.85, 20]])
-        writer.write(cv2.warpAffine(base, m, size, borderMode=cv2.BORDER_REPLICATE))
-    writer.release()
-    return path
-
-
 @pytest.fixture(scope="module")
 def clips(test_images, tmp_path_factory) -> Path:
     root = tmp_path_factory.mktemp("clips")
-    photo = cv2.imread(str(test_images / "face.jpg"))  # four faces
-    write_video(root / "four.avi", photo)
-    write_video(root / "four.mp4", photo, fourcc="mp4v")
+    photo = test_images / "face.jpg"  # four faces
+    panning_clip(root / "four.avi", photo, seconds=SECONDS, fps=FPS)
+    panning_clip(root / "four.mp4", photo, seconds=SECONDS, fps=FPS, fourcc="mp4v")
     (root / "empty.mp4").write_bytes(b"")
     (root / "text.mov").write_text("not a video")
     (root / "cut.mp4").write_bytes((root / "four.mp4").read_bytes()[:4000])

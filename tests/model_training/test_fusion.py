@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 
 from model_training.distribution import summarize
-from model_training.fusion import Fusion, coverage, effective_frames, fit, fuse
+from model_training.fusion import Fusion, coverage, effective_frames, fit
 
 AGES = np.arange(101, dtype=np.float64)
 
@@ -19,23 +19,23 @@ def gaussian(mean: float, sd: float) -> np.ndarray:
 
 def test_one_frame_is_left_as_it_is_and_rho_zero_is_the_product():
     a, b = gaussian(30, 5), gaussian(40, 8)
-    np.testing.assert_allclose(fuse(a[None], 0.3), a, atol=1e-12)
+    np.testing.assert_allclose(Fusion(0.3).fuse(a[None]), a, atol=1e-12)
     product = a * b / (a * b).sum()
-    np.testing.assert_allclose(fuse(np.stack([a, b]), 0.0), product, atol=1e-9)
+    np.testing.assert_allclose(Fusion(0.0).fuse(np.stack([a, b])), product, atol=1e-9)
     assert effective_frames(1, 0.5) == 1 and effective_frames(10, 0.0) == 10 and effective_frames(10, 1.0) == 1
 
 
 def test_identical_frames_narrow_by_the_effective_count_and_never_at_rho_one():
     frames = np.stack([gaussian(50, 6)] * 16)
-    assert summarize(fuse(frames, 1.0), AGES).std == pytest.approx(6, abs=0.05)  # no narrowing
+    assert summarize(Fusion(1.0).fuse(frames), AGES).std == pytest.approx(6, abs=0.05)  # no narrowing
     # 16 frames at ρ = 0.2 are worth 16 / (1 + 15 · 0.2) = 4 frames: σ / 2
-    assert summarize(fuse(frames, 0.2), AGES).std == pytest.approx(3, abs=0.05)
+    assert summarize(Fusion(0.2).fuse(frames), AGES).std == pytest.approx(3, abs=0.05)
 
 
 def test_a_frame_that_gives_an_age_zero_does_not_veto_it():
     a, b = gaussian(30, 3), np.zeros(101)
     b[60] = 1.0
-    fused = fuse(np.stack([a, b]), 0.0)
+    fused = Fusion(0.0).fuse(np.stack([a, b]))
     assert np.all(np.isfinite(fused)) and fused.sum() == pytest.approx(1)
 
 
