@@ -35,7 +35,7 @@ from model_training.distribution import calibrated, fit_temperature
 from model_training.evaluate import compute_metrics
 from model_training.export import validation_probabilities
 from model_training.model import average_weights, build_model, warm_start
-from model_training.model_dir import CARD
+from model_training.model_dir import CARD, read_card
 from model_training.run_dir import BEST, load_config
 
 
@@ -55,10 +55,11 @@ def predict(
     if (runs[0] / CARD).is_file():  # a model directory
         if len(runs) > 1:
             raise ValueError("a model directory cannot be part of a soup")
-        recipe = recipe_from_dict(json.loads((runs[0] / CARD).read_text())["training"]["recipe"])
+        card = read_card(runs[0])
+        recipe = recipe_from_dict(card["training"]["recipe"])
         model = build_model(recipe, weights="none")
         warm_start(model, runs[0])
-        label = f"{runs[0].name} {json.loads((runs[0] / CARD).read_text())['version']}"
+        label = f"{runs[0].name} {card['version']}"
     else:
         located = [locate(run) for run in runs]
         recipe = load_config(located[0][0])
