@@ -22,8 +22,9 @@ SAMPLINGS = ("plain", *BALANCED_BY)
 # what a stage trains. "head": the Dense head, backbone frozen; "all": the whole network (batch norm
 # stays frozen); "head_refit": the head alone, refitted in full-batch steps (one per epoch) on the
 # pooled features of every training chip and its mirror image, computed once; "soup": no training,
-# the mean of the weights the stages named in `soup` ended with (a model soup)
-TRAINS = ("head", "all", "head_refit", "soup")
+# the mean of the weights the stages named in `soup` ended with (a model soup); "prior": no training,
+# the training faces' age prior divided out of the head, to the power `prior_strength` (model.adjust_prior)
+TRAINS = ("head", "all", "head_refit", "soup", "prior")
 GROUP_BY = ("ethnicity", "ethnicity_gender")
 
 
@@ -40,11 +41,13 @@ class Stage:
     restart_best: bool = False
     group_bias_weight: float | None = None  # None keeps the recipe's
     soup: tuple[str, ...] = ()  # train = "soup": the earlier stages whose weights are averaged
+    prior_strength: float = 0.0  # train = "prior": α in logits − α · log prior (0: unchanged, 1: prior removed)
 
     @property
     def restarts_best(self) -> bool:
-        """A head refit and a soup always give the run its best weights: their MAE is not the point."""
-        return self.restart_best or self.train in ("head_refit", "soup")
+        """A head refit, a soup and a prior adjustment always give the run its best weights: their
+        MAE is not the point."""
+        return self.restart_best or self.train in ("head_refit", "soup", "prior")
 
 
 @dataclass(frozen=True)
@@ -153,6 +156,8 @@ def recipe_from_dict(data: dict) -> Recipe:
             raise ValueError(f"stage {stage.name}: sampling must be one of {SAMPLINGS}, not {stage.sampling!r}")
         if (stage.group_bias_weight or 0) < 0:
             raise ValueError(f"stage {stage.name}: group_bias_weight must not be negative")
+        if stage.prior_strength < 0 or (stage.prior_strength > 0) != (stage.train == "prior"):
+            raise ValueError(f"stage {stage.name}: a prior stage, and only one, sets a positive prior_strength")
         if stage.train == "head_refit" and (stage.sampling or recipe.sampling) != "plain":
             raise ValueError(f"stage {stage.name}: a head refit fits every face once; its sampling must be plain")
         earlier = {s.name for s in recipe.stages[:i]}

@@ -150,6 +150,16 @@ def average_weights(model: keras.Model, files: list[Path]) -> None:
     model.set_weights([np.mean(ws, axis=0).astype(ws[0].dtype) for ws in zip(*loaded, strict=True)])
 
 
+def adjust_prior(model: keras.Model, prior: np.ndarray, strength: float) -> None:
+    """Logit adjustment (Menon et al., ICLR 2021): the head's bias minus strength · log prior, so
+    that the answer leans less on how often each age was seen in training and more on the face.
+    Centred, so the bias keeps its level (the softmax is blind to it); only the head changes."""
+    head = model.get_layer("probabilities")
+    kernel, bias = head.get_weights()
+    log_prior = np.log(np.maximum(prior, 1e-12))
+    head.set_weights([kernel, (bias - strength * (log_prior - log_prior.mean())).astype(bias.dtype)])
+
+
 def set_trainable(model: keras.Model, part: str) -> None:
     """Freeze the backbone ("head") or unfreeze it ("all") with every BatchNormalization frozen.
 

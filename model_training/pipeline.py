@@ -118,6 +118,15 @@ def clipped_ages(faces: list[Face], recipe: Recipe) -> np.ndarray:
     return np.clip([f.age for f in faces], recipe.min_age, recipe.max_age).astype("int64")
 
 
+def age_prior(faces: list[Face], recipe: Recipe) -> np.ndarray:
+    """[K]: the mean training target over `faces`, the age prior a head trained on them learns. An
+    age never seen (one-hot targets) counts as seen a hundredth as often as a uniform prior would,
+    so that dividing by the prior stays finite."""
+    prior = label_distributions(recipe)[clipped_ages(faces, recipe) - recipe.min_age].mean(axis=0)
+    prior = np.maximum(prior, 0.01 / len(prior))
+    return prior / prior.sum()
+
+
 def targets(faces: list[Face], recipe: Recipe) -> dict[str, np.ndarray]:
     """Each face's training targets: "probabilities", the target distribution of its age (see
     label_distributions), and "expected_age", its age; with the recipe's group_bias_weight,

@@ -21,8 +21,8 @@ import tensorflow as tf
 from model_training.config import Recipe, Stage, load_recipe
 from model_training.dataset import Face, read_manifest
 from model_training.losses import L1WithGroupBias, age_mae
-from model_training.model import average_weights, build_model, set_trainable, warm_start
-from model_training.pipeline import bias_groups, clipped_ages, make_dataset, targets
+from model_training.model import adjust_prior, average_weights, build_model, set_trainable, warm_start
+from model_training.pipeline import age_prior, bias_groups, clipped_ages, make_dataset, targets
 from model_training.run_dir import (
     BEST,
     CONFIG,
@@ -144,7 +144,7 @@ def validation_mae(model: keras.Model, faces: list[Face], val_ds: tf.data.Datase
     return float(np.mean(np.abs(predicted - clipped_ages(faces, recipe))))
 
 
-def _soup_or_refit(
+def _stage_without_epochs(
     model: keras.Model,
     stage: Stage,
     recipe: Recipe,
@@ -152,10 +152,14 @@ def _soup_or_refit(
     train_faces: list[Face],
     val: tuple[list[Face], tf.data.Dataset],
 ) -> None:
-    """A stage without epochs over images: one history row, and its weights become the run's best."""
+    """A stage without epochs over images (a soup, a head refit, a prior adjustment): one history
+    row, and its weights become the run's best."""
     start = time.monotonic()
     if stage.train == "soup":
         average_weights(model, [stage_weights(run_dir, name) for name in stage.soup])
+        logs, epochs, learning_rate = {}, 1, ""
+    elif stage.train == "prior":
+        adjust_prior(model, age_prior(train_faces, recipe), stage.prior_strength)
         logs, epochs, learning_rate = {}, 1, ""
     else:
         logs = refit_head(model, stage, recipe, train_faces, cache=features_cache(run_dir))
@@ -253,12 +257,14 @@ def train(
             continue
         if stage.train == "soup":
             log(f"stage {stage.name}: the mean of the weights of {', '.join(stage.soup)}")
+        elif stage.train == "prior":
+            log(f"stage {stage.name}: the training faces' age prior divided out, strength {stage.prior_strength:g}")
         else:
             log(f"stage {stage.name}: train {stage.train}, {stage.epochs} epochs at lr {stage.learning_rate:g}")
         group_bias_weight = recipe.group_bias_weight if stage.group_bias_weight is None else stage.group_bias_weight
         stage_recipe = replace(recipe, sampling=stage.sampling or recipe.sampling, group_bias_weight=group_bias_weight)
-        if stage.train in ("soup", "head_refit"):
-            _soup_or_refit(model, stage, stage_recipe, run_dir, train_faces, (val_faces, val_ds))
+        if stage.train in ("soup", "head_refit", "prior"):
+            _stage_without_epochs(model, stage, stage_recipe, run_dir, train_faces, (val_faces, val_ds))
         else:
             with strategy.scope():
                 set_trainable(model, stage.train)

@@ -41,3 +41,7 @@ def test_recipe_options_are_checked_and_a_base_recipe_is_extended(tmp_path):
     bad.write_text('base = "mobilenet_v2"\nsampling = "balanced"\n[[stages]]\nname="h"\ntrain="head_refit"\n')
     with pytest.raises(ValueError, match="stage h: a head refit fits every face once"):
         load_recipe(bad)
+    for stage in ('train="prior"', 'train="prior"\nprior_strength=-0.5', 'train="all"\nprior_strength=0.5'):
+        bad.write_text(f'base = "mobilenet_v2"\n[[stages]]\nname="p"\n{stage}\n')
+        with pytest.raises(ValueError, match="stage p: a prior stage, and only one, sets a positive prior_strength"):
+            load_recipe(bad)

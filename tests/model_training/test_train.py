@@ -1,10 +1,12 @@
-"""Training runs (model_training.train, run_dir): stages, resume, soups and head refits, on real faces."""
+"""Training runs (model_training.train, run_dir): stages, resume, soups, head refits and prior
+adjustments, on real faces."""
 
 from __future__ import annotations
 
 import csv
 import json
 from dataclasses import replace
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -217,3 +219,27 @@ def test_head_refits_of_one_backbone_share_its_cached_features(tiny_recipe, tiny
     other = cached_features(model, faces, tiny_recipe, tmp_path)
     assert len(list(tmp_path.glob("*.npy"))) == 2 and not np.allclose(other, first)
     assert cached_features(model, faces[:5], tiny_recipe, None).shape[0] == 10  # no cache: computed
+
+
+def test_a_prior_stage_divides_the_training_prior_out_of_the_answers(tiny_recipe, tiny_model_dir, tmp_path):
+    """p ∝ p_before / prior^α on every face, the backbone untouched (model.adjust_prior)."""
+    from model_training.model import build_model, warm_start
+    from model_training.pipeline import age_prior, make_dataset
+
+    recipe = replace(tiny_recipe, warm_start=str(tiny_model_dir), stages=(Stage("prior", "prior", prior_strength=0.7),))
+    train(recipe, tmp_path, log=lambda m: None)
+    rows = list(csv.DictReader((tmp_path / "history.csv").open()))
+    assert [(r["stage"], r["epoch"]) for r in rows] == [("prior", "1")]
+
+    before, after = build_model(recipe, weights="none"), build_model(recipe, weights="none")
+    warm_start(before, tiny_model_dir)
+    after.load_weights(tmp_path / "best.weights.h5")
+    for x, y in zip(before.get_layer("backbone").get_weights(), after.get_layer("backbone").get_weights(), strict=True):
+        np.testing.assert_array_equal(x, y)
+    prior = age_prior(read_manifest(MANIFEST, "train"), recipe)  # every training face: no limit
+    assert prior.shape == (len(recipe.ages),) and abs(prior.sum() - 1) < 1e-5 and (prior > 0).all()
+    faces = read_manifest(MANIFEST, "val")[:16]
+    images = np.concatenate([x for x, _ in make_dataset(faces, Path(recipe.data_root), recipe, training=False)])
+    expected = before.predict(images, verbose=0)["probabilities"] / prior**0.7
+    expected /= expected.sum(axis=1, keepdims=True)
+    np.testing.assert_allclose(after.predict(images, verbose=0)["probabilities"], expected, rtol=2e-3, atol=1e-6)
