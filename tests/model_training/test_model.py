@@ -32,9 +32,11 @@ def test_age_range_is_config(tiny_recipe):
     assert m.output["probabilities"].shape[-1] == 11
 
 
-def test_unfrozen_backbone_keeps_batch_norm_in_inference_mode(tiny_recipe):
+@pytest.mark.parametrize("backbone", ["mobilenet_v2", "efficientnet_lite0"])
+def test_unfrozen_backbone_keeps_batch_norm_in_inference_mode(tiny_recipe, backbone):
     """The Keras 3 trap: a trainable BN uses batch statistics in training and fine-tuning collapses."""
-    m = build_model(replace(tiny_recipe, dropout=0.0))
+    weights = tiny_recipe.weights if backbone == "mobilenet_v2" else "imagenet"
+    m = build_model(replace(tiny_recipe, backbone=backbone, weights=weights, dropout=0.0))
     set_trainable(m, "all")
     backbone = m.get_layer("backbone")
     bns = [lyr for lyr in backbone.layers if isinstance(lyr, layers.BatchNormalization)]
