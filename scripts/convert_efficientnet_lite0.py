@@ -39,16 +39,9 @@ CLASSES = {
     285: "Egyptian cat",
 }
 INPUTS = {"torch": ((0.485, 0.456, 0.406), (0.229, 0.224, 0.225)), "tf": ((0.5, 0.5, 0.5), (0.5, 0.5, 0.5))}
-# B0's stages, written again so that the reference does not share the Keras model's code (nor need Keras)
-STAGES = (
-    (1, 3, 1, 1, 16),
-    (2, 3, 2, 6, 24),
-    (2, 5, 2, 6, 40),
-    (3, 3, 2, 6, 80),
-    (3, 5, 1, 6, 112),
-    (4, 5, 2, 6, 192),
-    (1, 3, 1, 6, 320),
-)
+# the blocks that halve the resolution (the first of B0's stages 2, 3, 4 and 6); the rest of each
+# block's shape is read from its tensors, so the reference shares no code with the Keras model
+STRIDE_2 = {1, 3, 5, 11}
 
 
 def photos(folder: Path) -> np.ndarray:
@@ -90,18 +83,14 @@ def reference(state: dict, images: np.ndarray, inputs: str, same_padding: bool) 
 
     with torch.no_grad():
         x = bn(conv(x, "_conv_stem", 2), "_bn0").clamp(0, 6)
-        index = 0
-        for repeats, _kernel, stride, expansion, _out in STAGES:
-            for i in range(repeats):
-                p, y = f"_blocks.{index}", x
-                if expansion != 1:
-                    y = bn(conv(y, f"{p}._expand_conv"), f"{p}._bn0").clamp(0, 6)
-                y = bn(conv(y, f"{p}._depthwise_conv", stride if i == 0 else 1, groups=y.shape[1]), f"{p}._bn1").clamp(
-                    0, 6
-                )
-                y = bn(conv(y, f"{p}._project_conv"), f"{p}._bn2")
-                x = y + x if y.shape == x.shape and (stride if i == 0 else 1) == 1 else y
-                index += 1
+        blocks = sorted({int(k.split(".")[1]) for k in t if k.startswith("_blocks.")})
+        for index in blocks:
+            p, y, stride = f"_blocks.{index}", x, 2 if index in STRIDE_2 else 1
+            if f"{p}._expand_conv.weight" in t:
+                y = bn(conv(y, f"{p}._expand_conv"), f"{p}._bn0").clamp(0, 6)
+            y = bn(conv(y, f"{p}._depthwise_conv", stride, groups=y.shape[1]), f"{p}._bn1").clamp(0, 6)
+            y = bn(conv(y, f"{p}._project_conv"), f"{p}._bn2")
+            x = y + x if y.shape == x.shape else y
         x = bn(conv(x, "_conv_head"), "_bn1").clamp(0, 6).mean(dim=(2, 3))
         return F.softmax(F.linear(x, t["_fc.weight"], t["_fc.bias"]), dim=1).numpy()
 
