@@ -24,11 +24,8 @@ from model_training.model import build_model
 from model_training.pipeline import clipped_ages, label_distributions
 from model_training.train import pooled_features
 
-# each backbone with the ImageNet weights and the input normalisation it was trained with
-BACKBONES = {
-    "mobilenet_v2": ("../shared/weights/mobilenet_v2_imagenet_torchvision_notop.weights.h5", "torch"),
-    "efficientnet_lite0": ("imagenet", "tf"),
-}
+# each backbone's ImageNet weights and input normalisation, as the recipe that trains it from them says
+BACKBONE_RECIPES = ("mobilenet_v2", "efficientnet_lite0_two_sources")
 
 
 def probe(recipe, train_faces, val_faces, epochs: int, seed: int) -> dict:
@@ -51,7 +48,7 @@ def probe(recipe, train_faces, val_faces, epochs: int, seed: int) -> dict:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--recipe", default="mobilenet_v2_two_sources", help="its manifest, framing and targets")
-    parser.add_argument("--backbone", nargs="+", default=list(BACKBONES), choices=list(BACKBONES))
+    parser.add_argument("--backbone-recipe", nargs="+", default=list(BACKBONE_RECIPES), help="whose backbones to probe")
     parser.add_argument("--train", type=int, default=3000)
     parser.add_argument("--val", type=int, default=1000)
     parser.add_argument("--epochs", type=int, default=200)
@@ -66,20 +63,12 @@ def main() -> None:
         f"{len(train_faces)} training and {len(val_faces)} validation faces, {recipe.input_size} px, seed {args.seed}"
     )
     print("| backbone | mean of the sources' MAE | " + " | ".join(sorted({f.source for f in val_faces})) + " |")
-    for name in args.backbone:
-        weights, normalization = BACKBONES[name]
-        result = probe(
-            replace(recipe, backbone=name, weights=weights, normalization=normalization, warm_start=""),
-            train_faces,
-            val_faces,
-            args.epochs,
-            args.seed,
-        )
-        print(
-            f"| {name} | {result['mean']:.3f} | "
-            + " | ".join(f"{v:.3f}" for _, v in sorted(result["by_source"].items()))
-            + " |"
-        )
+    for name in args.backbone_recipe:
+        source = load_recipe(name)
+        backbone = {"backbone": source.backbone, "weights": source.weights, "normalization": source.normalization}
+        result = probe(replace(recipe, **backbone, warm_start=""), train_faces, val_faces, args.epochs, args.seed)
+        sources = " | ".join(f"{v:.3f}" for _, v in sorted(result["by_source"].items()))
+        print(f"| {source.backbone} | {result['mean']:.3f} | {sources} |")
 
 
 if __name__ == "__main__":
