@@ -20,7 +20,7 @@ from model_training.evaluate import load_chips
 from model_training.model import build_model, with_temperature
 from model_training.model_dir import CARD, ONNX, SAVED_MODEL, TRAINING, AgeModel, read_card
 from model_training.pipeline import make_dataset
-from model_training.run_dir import BEST, MONITOR, RECORD, best_epoch, limit, load_config, read_history
+from model_training.run_dir import BEST, CONFIG, MONITOR, RECORD, best_epoch, limit, load_config, read_history
 
 PARITY_TOLERANCE = 1e-5  # on probabilities; relative on the expected age
 
@@ -110,6 +110,44 @@ def portable(path: str | None) -> str | None:
     return str(resolved.relative_to(REPO)) if resolved.is_relative_to(REPO) else resolved.name
 
 
+def training_record(run_dir: Path) -> dict:
+    """How a run was made, for the card: its recipe, data, epochs and best epoch, and, where it
+    started from another trained network, that network's record too, so a model whose last run
+    was a short one (a head refit, a prior stage) still says how all of it was made."""
+    recipe = load_config(run_dir)
+    history = read_history(run_dir)
+    best = best_epoch(history, recipe)
+    manifest = read_manifest(Path(recipe.manifest))
+    record = {
+        "recipe": {k: portable(v) if k in PATHS else v for k, v in recipe.to_dict().items()},
+        "init_weights": portable(recipe.weights),
+        "manifest": portable(recipe.manifest),
+        "manifest_sha256": file_sha256(Path(recipe.manifest)),
+        "counts": {s: sum(f.split == s for f in manifest) for s in ("train", "val", "test")},
+        "limit": limit(run_dir),
+        "epochs": {s.name: sum(r["stage"] == s.name for r in history) for s in recipe.stages},
+        "best_epoch": best and {"stage": best["stage"], "epoch": int(best["epoch"])},
+    }
+    if recipe.warm_start and Path(recipe.warm_start).resolve().parent != run_dir.resolve():
+        record["warm_start_from"] = warm_start_record(Path(recipe.warm_start))
+    return record
+
+
+def warm_start_record(source: Path) -> dict:
+    """What a warm start started from: a model directory's name, version and training record, or a
+    run's weights file with that run's record (when its run folder is still there), or the bare
+    file with its digest."""
+    if (source / CARD).exists():
+        card = read_card(source)
+        return {"model": card.get("name"), "version": card.get("version"), "training": card.get("training")}
+    if not source.is_file():
+        return {"weights": portable(str(source)), "missing": True}
+    record = {"weights": portable(str(source)), "sha256": file_sha256(source)}
+    if (source.parent / CONFIG).exists():
+        record["run"] = training_record(source.parent)
+    return record
+
+
 def export(
     run_dir: Path,
     out_dir: Path,
@@ -142,7 +180,6 @@ def export(
 
     history = read_history(run_dir)
     best = best_epoch(history, recipe)
-    manifest = read_manifest(Path(recipe.manifest))
     card = {
         "name": name or recipe.name,
         "version": version,
@@ -160,16 +197,7 @@ def export(
             "growing). Either way the border is replicated outside the image. The backbone's "
             f"'{recipe.normalization}' normalisation is inside the graph."
         ),
-        "training": {
-            "recipe": {k: portable(v) if k in PATHS else v for k, v in recipe.to_dict().items()},
-            "init_weights": portable(recipe.weights),
-            "manifest": portable(recipe.manifest),
-            "manifest_sha256": file_sha256(Path(recipe.manifest)),
-            "counts": {s: sum(f.split == s for f in manifest) for s in ("train", "val", "test")},
-            "limit": limit(run_dir),
-            "epochs": {s.name: sum(r["stage"] == s.name for r in history) for s in recipe.stages},
-            "best_epoch": best and {"stage": best["stage"], "epoch": int(best["epoch"])},
-        },
+        "training": training_record(run_dir),
         "calibration": calibration,
         "metrics": {"validation": {"mae": float(best[MONITOR])} if best else {}},
         "created": datetime.now(UTC).isoformat(timespec="seconds"),

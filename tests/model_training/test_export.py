@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from pathlib import Path
 
 import numpy as np
 
@@ -73,3 +74,32 @@ def test_export_with_output_smoothing_runs_alike_in_both_runtimes(tiny_run, utkf
     p_onnx, _ = AgeModel(tmp_path / "smoothed", runtime="onnx").predict(x)
     np.testing.assert_allclose(p_tf, p_onnx, atol=1e-4)  # the smoothing converts to ONNX as it runs in TF
     np.testing.assert_allclose(p_tf.sum(axis=1), 1, atol=1e-5)
+
+
+def test_the_card_records_what_a_warm_started_run_started_from(tiny_run, tiny_model_dir, tmp_path):
+    import shutil
+
+    from model_training.dataset import file_sha256
+    from model_training.export import training_record
+
+    def copy_run(name: str, warm_start: str) -> Path:
+        run = tmp_path / name
+        shutil.copytree(tiny_run, run)
+        config = json.loads((run / "config.json").read_text())
+        (run / "config.json").write_text(json.dumps({**config, "name": name, "warm_start": warm_start}))
+        return run
+
+    first = copy_run("from-a-model", str(tiny_model_dir))  # e.g. a prior stage on a shipped model
+    second = copy_run("from-a-run", str(first / "best.weights.h5"))  # e.g. a prior stage on a run
+    record = training_record(second)
+    assert record["recipe"]["name"] == "from-a-run"
+    start = record["warm_start_from"]
+    assert start["sha256"] == file_sha256(first / "best.weights.h5")
+    assert start["run"]["recipe"]["name"] == "from-a-model" and start["run"]["epochs"] == {"frozen": 1, "finetune": 1}
+    model = start["run"]["warm_start_from"]
+    assert (model["model"], model["version"]) == ("tiny", "0.0.0-test")
+    assert model["training"]["recipe"]["name"] == "tiny" and "warm_start_from" not in model["training"]
+    assert training_record(tiny_run).keys() == model["training"].keys()  # nothing more for a run from ImageNet
+    (first / "best.weights.h5").unlink()  # a run folder cleared since: the file is still named
+    # (by its name alone, as every path outside the repository is on a card)
+    assert training_record(second)["warm_start_from"] == {"weights": "best.weights.h5", "missing": True}
