@@ -297,6 +297,7 @@ class YuNetDetector:
     NMS_IOU = 0.3
     LANDMARK_FACE = 144  # px: the face side at which the landmarks follow the head's tilt
     LANDMARK_CONTEXT = 1.4  # the landmark look's square, as a multiple of the box side
+    FLAT_STD = 2.0  # grey levels: a box whose pixels vary less than this is not a face
 
     def __init__(
         self,
@@ -359,6 +360,14 @@ class YuNetDetector:
         x0, y0, s = round(cx - span / 2), round(cy - span / 2), max(round(span), 1)
         return row[4:14].reshape(5, 2).astype(np.float64) * (s / n) + [x0, y0] + (s / n - 1) / 2
 
+    @classmethod
+    def _flat(cls, rgb: np.ndarray, box: Box) -> bool:
+        """A box of one flat colour holds no face. OpenCV's YuNet now and then scores a patch of a
+        uniform strip as a face (seen once in about a hundred passes over the same grey strip, on
+        OpenCV 4.14): its pixels are the check that does not depend on the network."""
+        patch = rgb[box.y : box.y + box.height, box.x : box.x + box.width]
+        return patch.size == 0 or float(patch.std()) < cls.FLAT_STD
+
     def detect(self, rgb: np.ndarray) -> list[Detection]:
         h, w = rgb.shape[:2]
         scale = detection_scale(h, w, self.NET_MIN_FACE, self.min_face, self.max_pixels)
@@ -376,7 +385,7 @@ class YuNetDetector:
             if not (0 <= cx < w and 0 <= cy < h):  # its centre on the padding: not a face of this photo
                 continue
             box = _clip(x, y, x + bw, y + bh, w, h)
-            if box is None:
+            if box is None or self._flat(rgb, box):
                 continue
             landmarks = (row[4:14].reshape(5, 2) / scale).astype(np.float64)
             if max(row[2], row[3]) < self.LANDMARK_FACE:
