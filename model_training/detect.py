@@ -361,11 +361,12 @@ class YuNetDetector:
         return row[4:14].reshape(5, 2).astype(np.float64) * (s / n) + [x0, y0] + (s / n - 1) / 2
 
     @classmethod
-    def _flat(cls, rgb: np.ndarray, box: Box) -> bool:
-        """A box of one flat colour holds no face. OpenCV's YuNet now and then scores a patch of a
-        uniform strip as a face (seen once in about a hundred passes over the same grey strip, on
-        OpenCV 4.14): its pixels are the check that does not depend on the network."""
-        patch = rgb[box.y : box.y + box.height, box.x : box.x + box.width]
+    def _flat(cls, image: np.ndarray, box: Box) -> bool:
+        """A box of one flat colour holds no face. OpenCV 4.14's YuNet now and then scores a patch
+        of a uniform grey strip as a face (once in CI, once in 75 passes here over the same array):
+        its pixels are a check that does not depend on the network. Looked at in the shrunk image
+        detection ran on, so its cost is bounded by `max_pixels`, not by the photo."""
+        patch = image[box.y : box.y + box.height, box.x : box.x + box.width]
         return patch.size == 0 or float(patch.std()) < cls.FLAT_STD
 
     def detect(self, rgb: np.ndarray) -> list[Detection]:
@@ -385,7 +386,8 @@ class YuNetDetector:
             if not (0 <= cx < w and 0 <= cy < h):  # its centre on the padding: not a face of this photo
                 continue
             box = _clip(x, y, x + bw, y + bh, w, h)
-            if box is None or self._flat(rgb, box):
+            seen = _clip(row[0], row[1], row[0] + row[2], row[1] + row[3], sw, sh)  # in the pass, without its padding
+            if box is None or seen is None or self._flat(bgr, seen):
                 continue
             landmarks = (row[4:14].reshape(5, 2) / scale).astype(np.float64)
             if max(row[2], row[3]) < self.LANDMARK_FACE:
