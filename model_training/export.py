@@ -128,6 +128,7 @@ def training_record(run_dir: Path) -> dict:
         "epochs": {s.name: sum(r["stage"] == s.name for r in history) for s in recipe.stages},
         "best_epoch": best and {"stage": best["stage"], "epoch": int(best["epoch"])},
     }
+    # a run restarting from its own stage file is one run, already recorded above
     if recipe.warm_start and Path(recipe.warm_start).resolve().parent != run_dir.resolve():
         record["warm_start_from"] = warm_start_record(Path(recipe.warm_start))
     return record
