@@ -95,16 +95,13 @@ def cmd_evaluate(args: argparse.Namespace) -> None:
 
 
 def cmd_export(args: argparse.Namespace) -> None:
-    from model_training.export import export
+    from model_training.export import export, export_ensemble
 
-    export(
-        args.run_dir,
-        args.out,
-        _crops(args.crop),
-        version=args.version,
-        name=args.name,
-        calibration_faces=args.calibration_faces,
-    )
+    crops = _crops(args.crop)
+    if len(args.run_dir) == 1:
+        export(args.run_dir[0], args.out, crops, args.version, args.name, args.calibration_faces)
+    else:
+        export_ensemble(args.run_dir, args.out, crops, args.version, args.name or "dex-age", args.calibration_faces)
 
 
 def cmd_set_crop(args: argparse.Namespace) -> None:
@@ -166,8 +163,11 @@ def main(argv: list[str] | None = None) -> None:
     p.add_argument("--runtime", default="tensorflow", choices=["tensorflow", "onnx"])
     p.set_defaults(func=cmd_evaluate)
 
-    p = sub.add_parser("export", help="export a run's best weights as a model directory")
-    p.add_argument("run_dir", type=Path)
+    p = sub.add_parser("export", help="export a run's best weights (or an ensemble of several) as a model directory")
+    p.add_argument(
+        "run_dir", type=Path, nargs="+",
+        help="a run folder; several (run folders, a run's stage-NAME.weights.h5, model directories): their ensemble",
+    )  # fmt: skip
     p.add_argument("--out", type=Path, required=True, help="model directory to write (replaced)")
     p.add_argument("--version", default="0.1.0")
     p.add_argument("--name", help="model name (default: the recipe's)")

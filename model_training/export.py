@@ -12,15 +12,15 @@ import numpy as np
 import tensorflow as tf
 
 from model_training.aligned import check_template
-from model_training.config import Recipe
+from model_training.config import Recipe, recipe_from_dict
 from model_training.crop import spec_from_dict
 from model_training.dataset import Face, file_sha256, read_manifest
-from model_training.distribution import INTERVAL_MASS, covered, fit_temperature
+from model_training.distribution import INTERVAL_MASS, calibrated, covered, fit_temperature
 from model_training.evaluate import load_chips
-from model_training.model import build_model, with_temperature
+from model_training.model import build_model, ensemble, warm_start, with_temperature
 from model_training.model_dir import CARD, ONNX, SAVED_MODEL, TRAINING, AgeModel, read_card
 from model_training.pipeline import make_dataset
-from model_training.run_dir import BEST, CONFIG, MONITOR, RECORD, best_epoch, limit, load_config, read_history
+from model_training.run_dir import CONFIG, MONITOR, RECORD, best_epoch, limit, load_config, locate, read_history
 
 PARITY_TOLERANCE = 1e-5  # on probabilities; relative on the expected age
 
@@ -47,7 +47,11 @@ def validation_probabilities(model: keras.Model, recipe: Recipe, limit: int | No
 def calibrate_temperature(model: keras.Model, recipe: Recipe, limit: int | None) -> dict:
     """Fit the temperature that makes the 90 % interval hold 90 % of the validation faces (with the
     recipe's output smoothing applied after it, as the exported graph does)."""
-    faces, probabilities = validation_probabilities(model, recipe, limit)
+    return calibration_record(*validation_probabilities(model, recipe, limit), recipe)
+
+
+def calibration_record(faces: list[Face], probabilities: np.ndarray, recipe: Recipe) -> dict:
+    """The card's calibration: the temperature fitted on these faces' raw distributions."""
     true = np.array([f.age for f in faces], dtype=np.float64)
     ages = np.array(recipe.ages, dtype=np.float64)
     kernel = recipe.smoothing_kernel()
@@ -149,62 +153,47 @@ def warm_start_record(source: Path) -> dict:
     return record
 
 
-def export(
-    run_dir: Path,
-    out_dir: Path,
-    crops: dict[str, dict],
-    version: str,
-    name: str | None = None,
-    calibration_faces: int | None = None,
-    log=print,
-) -> dict:
-    """Build the model from the run's config and best weights, calibrate its spread on the
-    validation split, write MODEL_DIR, verify it, and return the card."""
+def trained_model(source: Path) -> tuple[str, Recipe, keras.Model]:
+    """(label, recipe, Keras model with its raw softmax) of a model directory (its SavedModel's
+    weights, with the recipe its card records), a run folder (its best weights) or one weights
+    file of a run: what compare_runs scores and an ensemble is made of."""
+    source = Path(source)
+    if (source / CARD).is_file():
+        card = read_card(source)
+        if "members" in card.get("training", {}):
+            raise ValueError(f"{source} is an ensemble: name its members instead")
+        recipe = recipe_from_dict(card["training"]["recipe"])
+        model = build_model(recipe, weights="none")
+        warm_start(model, source)
+        return f"{source.name} {card['version']}", recipe, model
+    run_dir, weights, label = locate(source)
     recipe = load_config(run_dir)
-    if "yunet" in crops:  # serving must align faces as the training faces were aligned
-        check_template(Path(recipe.manifest), spec_from_dict(crops["yunet"]))
     model = build_model(recipe, weights="none")
-    model.load_weights(run_dir / BEST)
-    calibration = calibrate_temperature(model, recipe, calibration_faces)
-    log(f"temperature {calibration['temperature']} on {calibration['faces']} validation faces")
-    model = with_temperature(model, calibration["temperature"], recipe.ages, recipe.smoothing_kernel())
+    model.load_weights(weights)
+    return label, recipe, model
 
-    if out_dir.exists():
-        shutil.rmtree(out_dir)
-    out_dir.mkdir(parents=True)
+
+def preprocessing(normalizations: list[str]) -> str:
+    """The card's account of what a caller feeds the graph and how a crop is made."""
+    inside = " and ".join(f"'{n}'" for n in normalizations)
+    return (
+        "Input: RGB 0..255 float32, a face crop of input_size x input_size. Crop (crops[detector], for the "
+        "detector that found the face): with a landmark template (yunet), the rotation, uniform scale and "
+        "shift that map the face's five landmarks (least squares) onto template * input_size, warped "
+        "bilinearly (a face over twice the output first shrunk by area averaging); with a box crop (dnn, "
+        "haar), the square of side = scale * max(box width, height), centre moved by (shift_x * width, "
+        "shift_y * height) from the box's centre, resized (area averaging when shrinking, bilinear when "
+        "growing). Either way the border is replicated outside the image. The backbone's "
+        f"{inside} normalisation is inside the graph."
+    )
+
+
+def write_model_dir(model: keras.Model, out_dir: Path, recipe: Recipe, card: dict, log=print) -> None:
+    """Write the calibrated model's SavedModel, ONNX file and card into `out_dir` (which holds its
+    training record already), then reload both runtimes and check them against Keras."""
     write_saved_model(model, out_dir / SAVED_MODEL, recipe.input_size)
     write_onnx(model, out_dir / ONNX, recipe.input_size)
-    (out_dir / TRAINING).mkdir()
-    for record in RECORD:
-        if (run_dir / record).exists():
-            shutil.copyfile(run_dir / record, out_dir / TRAINING / record)
-
-    history = read_history(run_dir)
-    best = best_epoch(history, recipe)
-    card = {
-        "name": name or recipe.name,
-        "version": version,
-        "backbone": recipe.backbone,
-        "input_size": recipe.input_size,
-        "ages": recipe.ages,
-        "crops": crops,
-        "preprocessing": (
-            "Input: RGB 0..255 float32, a face crop of input_size x input_size. Crop (crops[detector], for the "
-            "detector that found the face): with a landmark template (yunet), the rotation, uniform scale and "
-            "shift that map the face's five landmarks (least squares) onto template * input_size, warped "
-            "bilinearly (a face over twice the output first shrunk by area averaging); with a box crop (dnn, "
-            "haar), the square of side = scale * max(box width, height), centre moved by (shift_x * width, "
-            "shift_y * height) from the box's centre, resized (area averaging when shrinking, bilinear when "
-            "growing). Either way the border is replicated outside the image. The backbone's "
-            f"'{recipe.normalization}' normalisation is inside the graph."
-        ),
-        "training": training_record(run_dir),
-        "calibration": calibration,
-        "metrics": {"validation": {"mae": float(best[MONITOR])} if best else {}},
-        "created": datetime.now(UTC).isoformat(timespec="seconds"),
-    }
     (out_dir / CARD).write_text(json.dumps(card, indent=2) + "\n")
-
     images = load_chips(read_manifest(Path(recipe.manifest), "val")[:8], Path(recipe.data_root), recipe.input_size)
     keras_out = model(images, training=False)
     for runtime in ("tensorflow", "onnx"):
@@ -216,4 +205,117 @@ def export(
         if diff > PARITY_TOLERANCE:
             raise RuntimeError(f"the exported {runtime} model differs from the Keras model by {diff:g}")
         log(f"exported {out_dir}: {runtime} reloaded, largest difference to Keras {diff:.1e} on {len(images)} faces")
+
+
+def _fresh(out_dir: Path) -> None:
+    if out_dir.exists():
+        shutil.rmtree(out_dir)
+    (out_dir / TRAINING).mkdir(parents=True)
+
+
+def export(
+    run_dir: Path,
+    out_dir: Path,
+    crops: dict[str, dict],
+    version: str,
+    name: str | None = None,
+    calibration_faces: int | None = None,
+    log=print,
+) -> dict:
+    """Build the model from the run's config and best weights, calibrate its spread on the
+    validation split, write MODEL_DIR, verify it, and return the card."""
+    _, recipe, model = trained_model(run_dir)
+    if "yunet" in crops:  # serving must align faces as the training faces were aligned
+        check_template(Path(recipe.manifest), spec_from_dict(crops["yunet"]))
+    calibration = calibrate_temperature(model, recipe, calibration_faces)
+    log(f"temperature {calibration['temperature']} on {calibration['faces']} validation faces")
+    model = with_temperature(model, calibration["temperature"], recipe.ages, recipe.smoothing_kernel())
+
+    _fresh(out_dir)
+    for record in RECORD:
+        if (run_dir / record).exists():
+            shutil.copyfile(run_dir / record, out_dir / TRAINING / record)
+    best = best_epoch(read_history(run_dir), recipe)
+    card = {
+        "name": name or recipe.name,
+        "version": version,
+        "backbone": recipe.backbone,
+        "input_size": recipe.input_size,
+        "ages": recipe.ages,
+        "crops": crops,
+        "preprocessing": preprocessing([recipe.normalization]),
+        "training": training_record(run_dir),
+        "calibration": calibration,
+        "metrics": {"validation": {"mae": float(best[MONITOR])} if best else {}},
+        "created": datetime.now(UTC).isoformat(timespec="seconds"),
+    }
+    write_model_dir(model, out_dir, recipe, card, log)
     return card
+
+
+def export_ensemble(
+    sources: list[Path],
+    out_dir: Path,
+    crops: dict[str, dict],
+    version: str,
+    name: str,
+    calibration_faces: int | None = None,
+    log=print,
+) -> dict:
+    """Export the mean of several trained networks' distributions (model directories, run folders
+    or a run's weights files, all of one input size and one set of ages, trained on one manifest)
+    as one model directory: one temperature fitted on the mean, on the first member's validation
+    faces (its manifest and data folder), then its output smoothing; each member's training record
+    on the card and in training/."""
+    members = [trained_model(source) for source in sources]
+    recipe = members[0][1]  # the validation faces, the framing and the output smoothing
+    for label, other, _ in members[1:]:
+        if (other.input_size, other.ages, Path(other.manifest).resolve()) != (
+            recipe.input_size, recipe.ages, Path(recipe.manifest).resolve()
+        ):  # fmt: skip
+            raise ValueError(f"{label}: another input size, set of ages or manifest than {members[0][0]}")
+    if "yunet" in crops:
+        check_template(Path(recipe.manifest), spec_from_dict(crops["yunet"]))
+    model = ensemble([m for *_, m in members], recipe.ages, name)
+    faces, raw = validation_probabilities(model, recipe, calibration_faces)
+    calibration = calibration_record(faces, raw, recipe)
+    log(f"temperature {calibration['temperature']} on {calibration['faces']} validation faces")
+    model = with_temperature(model, calibration["temperature"], recipe.ages, recipe.smoothing_kernel())
+
+    _fresh(out_dir)
+    for i, source in enumerate(sources):
+        folder = Path(source) / TRAINING if (Path(source) / CARD).is_file() else locate(Path(source))[0]
+        (out_dir / TRAINING / f"member-{i}").mkdir()
+        for record in RECORD:
+            if (folder / record).exists():
+                shutil.copyfile(folder / record, out_dir / TRAINING / f"member-{i}" / record)
+    card = {
+        "name": name,
+        "version": version,
+        "backbone": " + ".join(member.backbone for _, member, _ in members),
+        "input_size": recipe.input_size,
+        "ages": recipe.ages,
+        "crops": crops,
+        "preprocessing": preprocessing([member.normalization for _, member, _ in members]),
+        "training": {
+            "method": "the mean of the members' softmax distributions, then one temperature and the first "
+            "member's output smoothing; each member as it was trained (training/member-N/)",
+            "members": [warm_start_record(Path(source)) for source in sources],
+            "manifest": portable(recipe.manifest),
+            "manifest_sha256": file_sha256(Path(recipe.manifest)),
+        },
+        "calibration": calibration,
+        "metrics": {"validation": validation_metrics(faces, raw, recipe, calibration["temperature"])},
+        "created": datetime.now(UTC).isoformat(timespec="seconds"),
+    }
+    write_model_dir(model, out_dir, recipe, card, log)
+    return card
+
+
+def validation_metrics(faces: list[Face], raw: np.ndarray, recipe: Recipe, temperature: float) -> dict:
+    """The calibrated model's validation MAE, pooled and per source (what it was chosen on)."""
+    ages = np.array(recipe.ages, dtype=np.float64)
+    error = np.abs(calibrated(raw, temperature, recipe.smoothing_kernel()) @ ages - [f.age for f in faces])
+    sources = np.array([f.source for f in faces])
+    per_source = {s: {"mae": round(float(error[sources == s].mean()), 4)} for s in sorted(set(sources))}
+    return {"mae": round(float(error.mean()), 4), **(per_source if len(per_source) > 1 else {})}

@@ -107,6 +107,18 @@ def with_temperature(
     return keras.Model(model.input, {"probabilities": probabilities, "expected_age": expected_age}, name=model.name)
 
 
+def ensemble(members: list[keras.Model], ages: list[int], name: str) -> keras.Model:
+    """One graph of several DEX networks on one input: the mean of their distributions, and its
+    expected age. Networks of different backbones err differently, so the mean errs less (DEX
+    itself averaged 20); each member keeps its own normalisation inside it."""
+    image = keras.Input(members[0].input.shape[1:], name="image")
+    for i, member in enumerate(members):  # unique names inside the graph, whatever the members were called
+        member.name = f"member_{i}"
+    probabilities = layers.Average(name="probabilities")([member(image)["probabilities"] for member in members])
+    expected_age = ExpectedValue(ages, name="expected_age")(probabilities)
+    return keras.Model(image, {"probabilities": probabilities, "expected_age": expected_age}, name=name)
+
+
 def build_backbone(name: str, weights: str, input_size: int) -> keras.Model:
     if name not in BACKBONES:
         raise ValueError(f"unknown backbone {name!r}: use one of {sorted(BACKBONES)}")

@@ -28,6 +28,14 @@ MONITOR = "val_expected_age_mae"  # the validation MAE every best-weights choice
 HISTORY_FIELDS = ("stage", "epoch", "learning_rate", "loss", "expected_age_mae", "val_loss", MONITOR, "seconds")
 
 
+def locate(run: Path) -> tuple[Path, Path, str]:
+    """(run folder, weights file, label) of a run folder (its best weights) or of one weights file
+    in it (e.g. stage-NAME.weights.h5)."""
+    run_dir, weights = (run.parent, run) if run.is_file() else (run, run / BEST)
+    label = run_dir.name if weights.name == BEST else f"{run_dir.name}/{weights.stem}"
+    return run_dir, weights, label
+
+
 def stage_weights(run_dir: Path, stage: str) -> Path:
     return run_dir / f"stage-{stage}.weights.h5"
 

@@ -29,43 +29,32 @@ from pathlib import Path
 
 import numpy as np
 
-from model_training.config import Recipe, load_recipe, recipe_from_dict
+from model_training.config import Recipe, load_recipe
 from model_training.dataset import ETHNICITIES, Face
 from model_training.distribution import calibrated, fit_temperature
 from model_training.evaluate import compute_metrics
-from model_training.export import validation_probabilities
-from model_training.model import average_weights, build_model, warm_start
-from model_training.model_dir import CARD, read_card
-from model_training.run_dir import BEST, load_config
-
-
-def locate(run: Path) -> tuple[Path, Path, str]:
-    """(run folder, weights file, label) of a run folder (its best weights) or of one weights file
-    in it (e.g. stage-NAME.weights.h5)."""
-    run_dir, weights = (run.parent, run) if run.is_file() else (run, run / BEST)
-    label = run_dir.name if weights.name == BEST else f"{run_dir.name}/{weights.stem}"
-    return run_dir, weights, label
+from model_training.export import trained_model, validation_probabilities
+from model_training.model import average_weights, build_model
+from model_training.model_dir import CARD
+from model_training.run_dir import load_config, locate
 
 
 def predict(
     runs: list[Path], limit: int | None, data: Recipe | None = None
 ) -> tuple[str, Recipe, list[Face], np.ndarray]:
-    """(label, recipe, validation faces, raw probabilities) of one run, or of the soup of several
-    (their mean weights, with the first run's recipe); on `data`'s validation faces if given."""
-    if (runs[0] / CARD).is_file():  # a model directory
-        if len(runs) > 1:
-            raise ValueError("a model directory cannot be part of a soup")
-        card = read_card(runs[0])
-        recipe = recipe_from_dict(card["training"]["recipe"])
-        model = build_model(recipe, weights="none")
-        warm_start(model, runs[0])
-        label = f"{runs[0].name} {card['version']}"
+    """(label, recipe, validation faces, raw probabilities) of one run or model directory, or of
+    the soup of several runs (their mean weights, with the first run's recipe); on `data`'s
+    validation faces if given."""
+    if len(runs) == 1:
+        label, recipe, model = trained_model(runs[0])
     else:
+        if any((run / CARD).is_file() for run in runs):
+            raise ValueError("a model directory cannot be part of a soup")
         located = [locate(run) for run in runs]
         recipe = load_config(located[0][0])
         model = build_model(recipe, weights="none")
         average_weights(model, [weights for _, weights, _ in located])
-        label = located[0][2] if len(located) == 1 else "soup of " + " + ".join(label for *_, label in located)
+        label = "soup of " + " + ".join(label for *_, label in located)
     if data is not None:
         recipe = replace(recipe, manifest=data.manifest, data_root=data.data_root)
     return label, recipe, *validation_probabilities(model, recipe, limit)

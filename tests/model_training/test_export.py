@@ -103,3 +103,59 @@ def test_the_card_records_what_a_warm_started_run_started_from(tiny_run, tiny_mo
     (first / "best.weights.h5").unlink()  # a run folder cleared since: the file is still named
     # (by its name alone, as every path outside the repository is on a card)
     assert training_record(second)["warm_start_from"] == {"weights": "best.weights.h5", "missing": True}
+
+
+def test_an_ensemble_exports_as_one_graph_of_its_members_mean(tiny_run, tiny_model_dir, utkface_dir, tmp_path):
+    import shutil
+
+    import pytest
+
+    from model_training.__main__ import main
+    from model_training.distribution import calibrated
+    from model_training.export import trained_model
+    from tests.conftest import CROPS
+
+    other = tmp_path / "other-run"  # a second, different network: the tiny run with its head changed
+    shutil.copytree(tiny_run, other)
+    _, recipe, model = trained_model(other)
+    head = model.get_layer("probabilities")
+    kernel, bias = head.get_weights()
+    head.set_weights([kernel * 1.5, bias[::-1].copy()])
+    model.save_weights(other / "stage-changed.weights.h5")
+    members = [other / "stage-changed.weights.h5", tiny_model_dir]  # the first's data folder is used
+    out = tmp_path / "ensemble"
+    crops = [arg for path in CROPS for arg in ("--crop", str(path))]
+    main(
+        [
+            "export",
+            *map(str, members),
+            "--out",
+            str(out),
+            "--version",
+            "0.0.0-test",
+            "--calibration-faces",
+            "64",
+            *crops,
+        ]
+    )  # noqa: E501
+
+    card = json.loads((out / "model.json").read_text())
+    assert (card["name"], card["backbone"]) == ("dex-age", "mobilenet_v2 + mobilenet_v2")
+    first, second = card["training"]["members"]
+    assert first["weights"] == "stage-changed.weights.h5" and first["run"]["recipe"]["name"] == "tiny"
+    assert (second["model"], second["version"]) == ("tiny", "0.0.0-test")  # a model directory, with its record
+    assert (out / "training" / "member-0" / "history.csv").is_file()
+    assert (out / "training" / "member-1" / "config.json").is_file()
+    assert card["metrics"]["validation"]["mae"] > 0 and card["calibration"]["faces"] == 64
+
+    faces = read_manifest(MANIFEST, "test")[:6]
+    x = np.stack([crop_whole(read_rgb(str(utkface_dir / f.path)), 64) for f in faces]).astype("float32")
+    raw = [np.asarray(trained_model(m)[2](x, training=False)["probabilities"]) for m in members]
+    assert np.abs(raw[0] - raw[1]).max() > 1e-3  # two networks that answer differently
+    want = calibrated(np.mean(raw, axis=0), card["calibration"]["temperature"], recipe.smoothing_kernel())
+    for runtime in ("tensorflow", "onnx"):
+        p, age = AgeModel(out, runtime=runtime).predict(x)
+        np.testing.assert_allclose(p, want, atol=1e-4)
+        np.testing.assert_allclose(age, want @ np.array(recipe.ages), rtol=1e-4)
+    with pytest.raises(ValueError, match="ensemble"):  # its members are what runs are compared with
+        trained_model(out)
