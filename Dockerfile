@@ -33,7 +33,7 @@ RUN useradd --system --uid 10001 --no-create-home --shell /usr/sbin/nologin dex 
     && chmod -R a-w /srv/dex-age
 
 USER dex
-ENV MODEL_DIR=/srv/dex-age/models/dex-mobilenet_v2 \
+ENV MODEL_DIR=/srv/dex-age/models/dex-age \
     MODEL_RUNTIME=onnx \
     HOST=0.0.0.0 \
     PORT=8000

@@ -15,7 +15,7 @@ from model_training.detect import MAX_PIXELS, MIN_CONFIDENCE, MIN_FACE, YUNET_MA
 from model_training.distribution import INTERVAL_MASS
 
 REPO = Path(__file__).resolve().parents[1]
-SHIPPED_MODEL = REPO / "models" / "dex-mobilenet_v2"
+SHIPPED_MODEL = REPO / "models" / "dex-age"
 
 
 def _cores() -> int:

@@ -3,7 +3,7 @@ fields. The service, the `dex-age` command and notebooks all use it:
 
     from app.estimator import Estimator
 
-    estimator = Estimator.from_dir("models/dex-mobilenet_v2", runtime="onnx")
+    estimator = Estimator.from_dir("models/dex-age", runtime="onnx")
     answer = estimator.predict("photo.jpg")  # a path, the file's bytes, or an RGB uint8 array
     answer["faces"][0]["age"], answer["faces"][0]["age_interval"]
 

@@ -24,6 +24,7 @@ from pathlib import Path
 import httpx
 from PIL import Image, ImageFilter
 
+from app.config import SHIPPED_MODEL
 from harness.loadgen import REPO, start_service, stop, wait_ready
 from model_training.dataset import SHARED_DATA, read_manifest
 
@@ -92,8 +93,7 @@ def main() -> None:
     with tempfile.TemporaryDirectory() as tmp:
         folders = make_folders(Path(tmp), args.chips, args.photos)
         rows = {folder: [len(list(folder.iterdir())), through_command(folder, args.runtime)] for folder in folders}
-        model = REPO / "models" / "dex-mobilenet_v2"
-        service = start_service(model, Path(tmp) / "service.log", MODEL_RUNTIME=args.runtime)
+        service = start_service(SHIPPED_MODEL, Path(tmp) / "service.log", MODEL_RUNTIME=args.runtime)
         try:
             wait_ready(service)
             through_service(service.url, folders[0], args.clients)  # warm

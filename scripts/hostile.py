@@ -18,6 +18,7 @@ from pathlib import Path
 
 import httpx
 
+from app.config import SHIPPED_MODEL
 from harness.hostile import (
     abandon,
     address,
@@ -32,7 +33,7 @@ from harness.hostile import (
     webp_rgba,
     worst_progressive,
 )
-from harness.loadgen import REPO, rss_mb, start_service, stop, wait_ready
+from harness.loadgen import rss_mb, start_service, stop, wait_ready
 from model_training.dataset import TEST_IMAGES
 
 # ---- measurement -----------------------------------------------------------------------------
@@ -75,7 +76,7 @@ def _answer(r: httpx.Response) -> str:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--runtime", default="tensorflow", choices=["tensorflow", "onnx"])
-    parser.add_argument("--model-dir", type=Path, default=REPO / "models" / "dex-mobilenet_v2")
+    parser.add_argument("--model-dir", type=Path, default=SHIPPED_MODEL)
     args = parser.parse_args()
     log = Path("/tmp/dex-age-hostile.log")
     service = start_service(args.model_dir, log, MODEL_RUNTIME=args.runtime)

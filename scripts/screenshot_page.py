@@ -12,6 +12,7 @@ from pathlib import Path
 from selenium.webdriver.common.by import By
 from selenium.webdriver.support.ui import WebDriverWait
 
+from app.config import SHIPPED_MODEL
 from harness.browser import headless_chromium
 from harness.loadgen import REPO, start_service, stop, wait_ready
 from model_training.dataset import TEST_IMAGES
@@ -23,7 +24,7 @@ def main() -> None:
     args = parser.parse_args()
     photo = TEST_IMAGES / "face.jpg"
     with tempfile.TemporaryDirectory() as tmp:
-        service = start_service(REPO / "models" / "dex-mobilenet_v2", Path(tmp) / "service.log", MODEL_RUNTIME="onnx")
+        service = start_service(SHIPPED_MODEL, Path(tmp) / "service.log", MODEL_RUNTIME="onnx")
         browser = headless_chromium(Path(tmp) / "profile")
         try:
             wait_ready(service)
