@@ -175,7 +175,9 @@ def trained_model(source: Path) -> tuple[str, Recipe, keras.Model]:
 
 def preprocessing(normalizations: list[str]) -> str:
     """The card's account of what a caller feeds the graph and how a crop is made."""
-    inside = " and ".join(f"'{n}'" for n in normalizations)
+    names = " and ".join(f"'{n}'" for n in normalizations)
+    one = len(normalizations) == 1
+    inside = f"backbone's {names} normalisation is" if one else f"backbones' {names} normalisations are"
     return (
         "Input: RGB 0..255 float32, a face crop of input_size x input_size. Crop (crops[detector], for the "
         "detector that found the face): with a landmark template (yunet), the rotation, uniform scale and "
@@ -183,8 +185,7 @@ def preprocessing(normalizations: list[str]) -> str:
         "bilinearly (a face over twice the output first shrunk by area averaging); with a box crop (dnn, "
         "haar), the square of side = scale * max(box width, height), centre moved by (shift_x * width, "
         "shift_y * height) from the box's centre, resized (area averaging when shrinking, bilinear when "
-        "growing). Either way the border is replicated outside the image. The backbone's "
-        f"{inside} normalisation is inside the graph."
+        f"growing). Either way the border is replicated outside the image. The {inside} inside the graph."
     )
 
 
