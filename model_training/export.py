@@ -16,7 +16,7 @@ from model_training.config import Recipe, recipe_from_dict
 from model_training.crop import spec_from_dict
 from model_training.dataset import Face, file_sha256, read_manifest
 from model_training.distribution import INTERVAL_MASS, calibrated, covered, fit_temperature
-from model_training.evaluate import load_chips
+from model_training.evaluate import compute_metrics, load_chips
 from model_training.model import build_model, ensemble, warm_start, with_temperature
 from model_training.model_dir import CARD, ONNX, SAVED_MODEL, TRAINING, AgeModel, read_card
 from model_training.pipeline import make_dataset
@@ -214,6 +214,19 @@ def _fresh(out_dir: Path) -> None:
     (out_dir / TRAINING).mkdir(parents=True)
 
 
+def _check_crops(recipe: Recipe, crops: dict[str, dict]) -> None:
+    if "yunet" in crops:  # serving must align faces as the training faces were aligned
+        check_template(Path(recipe.manifest), spec_from_dict(crops["yunet"]))
+
+
+def _copy_record(folder: Path, dest: Path) -> None:
+    """A run's record files (config, history, curves), as far as `folder` holds them, into `dest`."""
+    dest.mkdir(parents=True, exist_ok=True)
+    for record in RECORD:
+        if (folder / record).exists():
+            shutil.copyfile(folder / record, dest / record)
+
+
 def export(
     run_dir: Path,
     out_dir: Path,
@@ -226,16 +239,13 @@ def export(
     """Build the model from the run's config and best weights, calibrate its spread on the
     validation split, write MODEL_DIR, verify it, and return the card."""
     _, recipe, model = trained_model(run_dir)
-    if "yunet" in crops:  # serving must align faces as the training faces were aligned
-        check_template(Path(recipe.manifest), spec_from_dict(crops["yunet"]))
+    _check_crops(recipe, crops)
     calibration = calibrate_temperature(model, recipe, calibration_faces)
     log(f"temperature {calibration['temperature']} on {calibration['faces']} validation faces")
     model = with_temperature(model, calibration["temperature"], recipe.ages, recipe.smoothing_kernel())
 
     _fresh(out_dir)
-    for record in RECORD:
-        if (run_dir / record).exists():
-            shutil.copyfile(run_dir / record, out_dir / TRAINING / record)
+    _copy_record(run_dir, out_dir / TRAINING)
     best = best_epoch(read_history(run_dir), recipe)
     card = {
         "name": name or recipe.name,
@@ -275,8 +285,7 @@ def export_ensemble(
             recipe.input_size, recipe.ages, Path(recipe.manifest).resolve()
         ):  # fmt: skip
             raise ValueError(f"{label}: another input size, set of ages or manifest than {members[0][0]}")
-    if "yunet" in crops:
-        check_template(Path(recipe.manifest), spec_from_dict(crops["yunet"]))
+    _check_crops(recipe, crops)
     model = ensemble([m for *_, m in members], recipe.ages, name)
     faces, raw = validation_probabilities(model, recipe, calibration_faces)
     calibration = calibration_record(faces, raw, recipe)
@@ -284,12 +293,10 @@ def export_ensemble(
     model = with_temperature(model, calibration["temperature"], recipe.ages, recipe.smoothing_kernel())
 
     _fresh(out_dir)
-    for i, source in enumerate(sources):
-        folder = Path(source) / TRAINING if (Path(source) / CARD).is_file() else locate(Path(source))[0]
-        (out_dir / TRAINING / f"member-{i}").mkdir()
-        for record in RECORD:
-            if (folder / record).exists():
-                shutil.copyfile(folder / record, out_dir / TRAINING / f"member-{i}" / record)
+    for i, source in enumerate(map(Path, sources)):  # a model directory's record, or the run's
+        _copy_record(
+            source / TRAINING if (source / CARD).is_file() else locate(source)[0], out_dir / TRAINING / f"member-{i}"
+        )
     card = {
         "name": name,
         "version": version,
@@ -315,8 +322,9 @@ def export_ensemble(
 
 def validation_metrics(faces: list[Face], raw: np.ndarray, recipe: Recipe, temperature: float) -> dict:
     """The calibrated model's validation MAE, pooled and per source (what it was chosen on)."""
-    ages = np.array(recipe.ages, dtype=np.float64)
-    error = np.abs(calibrated(raw, temperature, recipe.smoothing_kernel()) @ ages - [f.age for f in faces])
-    sources = np.array([f.source for f in faces])
-    per_source = {s: {"mae": round(float(error[sources == s].mean()), 4)} for s in sorted(set(sources))}
-    return {"mae": round(float(error.mean()), 4), **(per_source if len(per_source) > 1 else {})}
+    true = np.array([f.age for f in faces], dtype=np.float64)
+    sources = {"source": np.array([f.source for f in faces])}
+    probabilities = calibrated(raw, temperature, recipe.smoothing_kernel())
+    metrics = compute_metrics(true, probabilities, np.array(recipe.ages, dtype=np.float64), groups=sources)
+    per_source = {str(s): {"mae": round(m["mae"], 4)} for s, m in sorted(metrics["groups"]["source"].items())}
+    return {"mae": round(metrics["mae"], 4), **(per_source if len(per_source) > 1 else {})}
