@@ -73,7 +73,7 @@ class Augment:
 @dataclass(frozen=True)
 class Recipe:
     name: str
-    backbone: str  # "mobilenet_v2", "resnet50" or "efficientnet_lite0" (model.BACKBONES)
+    backbone: str  # "mobilenet_v2", "resnet50" or "efficientnet_lite0/1/2" (model.BACKBONES)
     weights: str  # "imagenet", "none", or a path to a Keras weights file
     normalization: str  # "tf" ([-1, 1]), "torch" (ImageNet mean/std), "caffe" (BGR, mean-subtracted)
     input_size: int = 224

