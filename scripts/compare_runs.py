@@ -7,7 +7,9 @@ between women and men; with several sources (UTKFace, AAF), each source's MAE, i
 adults' signed error and gender gap, and the mean of the sources' MAEs, which runs are chosen by.
 Validation only: the test split is read once per shipped candidate, by `evaluate`.
 
---ensemble also scores the mean of the runs' distributions (one forward per run); --soup the
+--ensemble also scores the mean of the runs' distributions (one forward per run), --ensembles the
+means of the subsets it names (e.g. `1+2+3 2+3`: runs by their place on the command line, each run
+predicted once); --soup the
 model whose weights are the mean of the runs' weights (a "model soup": one forward; for runs of
 one architecture fine-tuned from the same weights, e.g. the stages of one run).
 
@@ -17,7 +19,13 @@ recipe its model.json records. `--data RECIPE` scores every run on that recipe's
 on the aligned faces of both sources.
 
 Usage: python scripts/compare_runs.py runs/A runs/B/stage-NAME.weights.h5 models/M ...
-           [--limit N] [--json FILE] [--smooth SIGMA PER_YEAR]... [--ensemble] [--soup] [--data RECIPE]
+           [--limit N] [--json FILE] [--smooth SIGMA PER_YEAR]... [--ensemble] [--ensembles 1+2 ...] [--soup]
+           [--data RECIPE]
+
+With two sources the per-source table ends with the worst bias that the shipping rules weigh
+(docs/experiments.md, Model 3.1): the largest of |AAF adults' mean signed error| / 1.5 and
+|each UTKFace ethnicity's adults' mean signed error| / 2.0, over ethnicities with at least 50
+validation adults.
 """
 
 from __future__ import annotations
@@ -37,6 +45,10 @@ from model_training.export import trained_model, validation_probabilities
 from model_training.model import average_weights, build_model
 from model_training.model_dir import CARD
 from model_training.run_dir import load_config, locate
+
+# the worst bias (Model 3.1's definition): each aim's width, and the fewest adults an ethnicity needs
+BIAS_AIMS = {"aaf": 1.5, "ethnicity": 2.0}
+BIAS_MIN_ADULTS = 50
 
 
 def predict(
@@ -94,8 +106,23 @@ def row(m: dict) -> str:
     )
 
 
+def worst_bias(m: dict) -> float:
+    """The largest bias of adults 30–69 for its aim's width: AAF's (the data set states one
+    ethnicity for all its faces) and each UTKFace ethnicity's with enough adults to measure."""
+    ratios = [
+        abs(g["adults"]["signed"]) / BIAS_AIMS["ethnicity"]
+        for name, g in m["groups"]["ethnicity"].items()
+        if name in ETHNICITIES and g.get("adults", {}).get("count", 0) >= BIAS_MIN_ADULTS
+    ]
+    aaf = m["groups"]["source"].get("aaf", {}).get("adults")
+    if aaf:
+        ratios.append(abs(aaf["signed"]) / BIAS_AIMS["aaf"])
+    return max(ratios, default=float("nan"))
+
+
 def source_row(m: dict) -> str:
-    """Per source: MAE, interval coverage, adults' signed error, MAE women − men; the sources' mean MAE."""
+    """Per source: MAE, interval coverage, adults' signed error, MAE women − men; the sources' mean
+    MAE and the worst bias."""
     sources, by_gender = m["groups"]["source"], m["groups"]["source_gender"]
     cells = []
     for name, s in sources.items():
@@ -103,7 +130,7 @@ def source_row(m: dict) -> str:
         adults = s.get("adults", {}).get("signed", float("nan"))
         cells.append(f"{name} {s['mae']:.3f} · {s['interval_coverage']:.1%} · {adults:+.2f} · {gap:+.2f}")
     mean = np.mean([s["mae"] for s in sources.values()])
-    return f"| {m['run']} | {mean:.3f} | " + " | ".join(cells) + " |"
+    return f"| {m['run']} | {mean:.3f} | " + " | ".join(cells) + f" | {worst_bias(m):.2f} |"
 
 
 def main() -> None:
@@ -112,6 +139,10 @@ def main() -> None:
     parser.add_argument("--limit", type=int, help="validation faces (default: all)")
     parser.add_argument("--json", type=Path, help="also write every metric here")
     parser.add_argument("--ensemble", action="store_true", help="also score the mean of the runs' distributions")
+    parser.add_argument(
+        "--ensembles", nargs="+", default=[], metavar="I+J",
+        help="also score the mean of these runs' distributions (their places on the command line, from 1)",
+    )  # fmt: skip
     parser.add_argument("--soup", action="store_true", help="also score the model of the runs' mean weights")
     parser.add_argument("--data", help="score on this recipe's validation faces (its manifest and data folder)")
     parser.add_argument(
@@ -121,14 +152,22 @@ def main() -> None:
     args = parser.parse_args()
     variants = [None, *(tuple(s) for s in args.smooth or [])]
     data = load_recipe(args.data) if args.data else None
+    subsets = [list(range(len(args.runs)))] if args.ensemble else []
+    try:
+        subsets += [[int(i) - 1 for i in spec.split("+")] for spec in args.ensembles]
+    except ValueError:
+        parser.error("--ensembles takes runs' places joined by +, e.g. 1+2")
+    if any(not 0 <= i < len(args.runs) for subset in subsets for i in subset):
+        parser.error(f"--ensembles names a place that is not among the {len(args.runs)} runs")
     predictions = [predict([run], args.limit, data) for run in args.runs]
     results = [m for p in predictions for m in score(*p, variants)]
-    if args.ensemble:  # the mean of the runs' raw distributions, scored with the first run's recipe
-        _, recipe, faces, _ = predictions[0]
-        if any([f.path for f in p[2]] != [f.path for f in faces] for p in predictions):
-            parser.error("--ensemble needs runs on the same validation faces")
-        label = "ensemble of " + " + ".join(p[0] for p in predictions)
-        results += score(label, recipe, faces, np.mean([p[3] for p in predictions], axis=0), variants)
+    for subset in subsets:  # the mean of the runs' raw distributions, scored with the first one's recipe
+        members = [predictions[i] for i in subset]
+        _, recipe, faces, _ = members[0]
+        if any([f.path for f in p[2]] != [f.path for f in faces] for p in members):
+            parser.error("an ensemble needs runs on the same validation faces")
+        label = "ensemble of " + " + ".join(p[0] for p in members)
+        results += score(label, recipe, faces, np.mean([p[3] for p in members], axis=0), variants)
     if args.soup:
         results += score(*predict(args.runs, args.limit, data), variants)
     print(
@@ -141,10 +180,12 @@ def main() -> None:
         print(row(m))
     if len(results[0]["groups"]["source"]) > 1:
         print("\n| run | mean of the sources' MAE | per source: MAE · 90 % interval coverage · adults 30–69 signed "
-              "· MAE women − men |\n|---|---:|---|---|")  # fmt: skip
+              "· MAE women − men | worst bias |\n|---|---:|---|---|---:|")  # fmt: skip
         for m in results:
             print(source_row(m))
     if args.json:
+        for m in results:
+            m["worst_bias"] = worst_bias(m)
         args.json.write_text(json.dumps(results, indent=2) + "\n")
 
 
