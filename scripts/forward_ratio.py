@@ -1,0 +1,74 @@
+"""How many times the first model's forward pass each other model's takes, on a noisy machine.
+
+bench.py times one model at a time; when the machine's speed drifts between its runs (docs/
+performance.md, 6 December), the ratio of two such runs drifts with it. Here the models take
+turns, one face each round, on one ONNX Runtime thread, and the ratio is the median over rounds of
+each round's ratio: a slow minute slows both sides of it.
+
+    python scripts/forward_ratio.py models/dex-mobilenet_v2 models/dex-age
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import time
+from pathlib import Path
+
+import numpy as np
+
+from model_training.model_dir import ONNX, read_card
+
+WARMUP = 10
+
+
+def session(model_dir: Path):
+    import onnxruntime as ort
+
+    options = ort.SessionOptions()
+    options.intra_op_num_threads, options.inter_op_num_threads = 1, 1
+    return ort.InferenceSession(str(model_dir / ONNX), options, providers=["CPUExecutionProvider"])
+
+
+def interleaved(model_dirs: list[Path], rounds: int, seed: int = 0) -> list[dict]:
+    """Per model: median and 10th-percentile ms of one face, and the median per-round ratio to the first."""
+    sessions = [session(d) for d in model_dirs]
+    sizes = {read_card(d)["input_size"] for d in model_dirs}
+    if len(sizes) != 1:
+        raise SystemExit(f"the models take different input sizes {sorted(sizes)}: compare like with like")
+    size = sizes.pop()
+    face = np.random.default_rng(seed).random((1, size, size, 3), dtype=np.float32)
+    times = np.zeros((WARMUP + rounds, len(sessions)))
+    for r in range(WARMUP + rounds):
+        for i, s in enumerate(sessions):
+            start = time.perf_counter()
+            s.run(None, {"image": face})
+            times[r, i] = time.perf_counter() - start
+    times = times[WARMUP:] * 1000
+    return [
+        {
+            "model": str(d),
+            "median_ms": float(np.median(times[:, i])),
+            "p10_ms": float(np.percentile(times[:, i], 10)),
+            "ratio_to_first": float(np.median(times[:, i] / times[:, 0])),
+        }
+        for i, d in enumerate(model_dirs)
+    ]
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("model_dirs", type=Path, nargs="+", help="the first is the reference")
+    parser.add_argument("--rounds", type=int, default=140)
+    parser.add_argument("--json", type=Path, help="also write the figures here")
+    args = parser.parse_args()
+    rows = interleaved(args.model_dirs, args.rounds)
+    print("| model | median ms | 10th percentile ms | times the first (median per round) |\n|---|---:|---:|---:|")
+    for row in rows:
+        print(f"| {row['model']} | {row['median_ms']:.1f} | {row['p10_ms']:.1f} | {row['ratio_to_first']:.2f} |")
+    if args.json:
+        args.json.write_text(json.dumps(rows, indent=2))
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,31 @@
+"""scripts/forward_ratio.py, run as a user runs it, on the tiny exported model and a shipped one."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+
+from tests.conftest import REPO
+
+
+def run(*args: str) -> subprocess.CompletedProcess:
+    command = [sys.executable, "scripts/forward_ratio.py", *args]
+    return subprocess.run(command, cwd=REPO, capture_output=True, text=True, timeout=300)
+
+
+def test_the_first_model_is_the_unit(tiny_model_dir, tmp_path):
+    out = tmp_path / "ratio.json"
+    result = run(str(tiny_model_dir), str(tiny_model_dir), "--rounds", "20", "--json", str(out))
+    assert result.returncode == 0, result.stderr[-2000:]
+    rows = json.loads(out.read_text())
+    assert [r["model"] for r in rows] == [str(tiny_model_dir)] * 2
+    assert rows[0]["ratio_to_first"] == 1.0
+    assert 0 < rows[1]["p10_ms"] <= rows[1]["median_ms"] and 0.2 < rows[1]["ratio_to_first"] < 5
+    assert result.stdout.count(f"| {tiny_model_dir} |") == 2
+
+
+def test_models_of_different_input_sizes_are_refused(tiny_model_dir):
+    result = run(str(tiny_model_dir), str(REPO / "models" / "dex-mobilenet_v2"), "--rounds", "2")
+    assert result.returncode != 0 and "different input sizes" in result.stderr
+    assert "Traceback" not in result.stderr
