@@ -17,32 +17,25 @@ from pathlib import Path
 
 import numpy as np
 
-from model_training.model_dir import ONNX, read_card
+from model_training.model_dir import AgeModel, ModelDirError
 
 WARMUP = 10
 
 
-def session(model_dir: Path):
-    import onnxruntime as ort
-
-    options = ort.SessionOptions()
-    options.intra_op_num_threads, options.inter_op_num_threads = 1, 1
-    return ort.InferenceSession(str(model_dir / ONNX), options, providers=["CPUExecutionProvider"])
-
-
 def interleaved(model_dirs: list[Path], rounds: int, seed: int = 0) -> list[dict]:
-    """Per model: median and 10th-percentile ms of one face, and the median per-round ratio to the first."""
-    sessions = [session(d) for d in model_dirs]
-    sizes = {read_card(d)["input_size"] for d in model_dirs}
+    """Per model: median and 10th-percentile ms of one face, and the median per-round ratio to the first.
+    Each model runs as the service runs it (AgeModel.predict, ONNX Runtime, one thread)."""
+    models = [AgeModel(d, runtime="onnx", threads=1) for d in model_dirs]
+    sizes = {m.input_size for m in models}
     if len(sizes) != 1:
         raise SystemExit(f"the models take different input sizes {sorted(sizes)}: compare like with like")
     size = sizes.pop()
     face = np.random.default_rng(seed).random((1, size, size, 3), dtype=np.float32)
-    times = np.zeros((WARMUP + rounds, len(sessions)))
+    times = np.zeros((WARMUP + rounds, len(models)))
     for r in range(WARMUP + rounds):
-        for i, s in enumerate(sessions):
+        for i, model in enumerate(models):
             start = time.perf_counter()
-            s.run(None, {"image": face})
+            model.predict(face)
             times[r, i] = time.perf_counter() - start
     times = times[WARMUP:] * 1000
     return [
@@ -62,7 +55,10 @@ def main() -> None:
     parser.add_argument("--rounds", type=int, default=140)
     parser.add_argument("--json", type=Path, help="also write the figures here")
     args = parser.parse_args()
-    rows = interleaved(args.model_dirs, args.rounds)
+    try:
+        rows = interleaved(args.model_dirs, args.rounds)
+    except ModelDirError as exc:
+        raise SystemExit(str(exc)) from None
     print("| model | median ms | 10th percentile ms | times the first (median per round) |\n|---|---:|---:|---:|")
     for row in rows:
         print(f"| {row['model']} | {row['median_ms']:.1f} | {row['p10_ms']:.1f} | {row['ratio_to_first']:.2f} |")

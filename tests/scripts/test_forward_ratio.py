@@ -29,3 +29,9 @@ def test_models_of_different_input_sizes_are_refused(tiny_model_dir):
     result = run(str(tiny_model_dir), str(REPO / "models" / "dex-mobilenet_v2"), "--rounds", "2")
     assert result.returncode != 0 and "different input sizes" in result.stderr
     assert "Traceback" not in result.stderr
+
+
+def test_a_missing_model_directory_is_one_clear_line(tmp_path):
+    result = run(str(REPO / "models" / "dex-mobilenet_v2"), str(tmp_path / "absent"), "--rounds", "2")
+    assert result.returncode != 0 and "does not exist" in result.stderr
+    assert "Traceback" not in result.stderr
