@@ -1,40 +1,33 @@
-# dex-age service: uvicorn on port 8000 serving the model shipped in models/.
-#   docker build -t dex-age .                                   full: ONNX Runtime and TensorFlow (SavedModel)
-#   docker build --build-arg FLAVOR=slim -t dex-age:slim .      slim: ONNX Runtime only, no TensorFlow
-ARG FLAVOR=full
-
-FROM python:3.11-slim AS deps-slim
+# dex-age service: uvicorn on port 8000 serving the model shipped in models/, on ONNX Runtime.
+#   docker build -t dex-age .                                          the serving install (`pip install .`)
+#   docker build --build-arg WITH_TENSORFLOW=1 -t dex-age:tensorflow . adds the SavedModel runtime
+#                                                                      (MODEL_RUNTIME=tensorflow)
+# The image holds the library and the service (app/) and the shipped models: no training code.
+FROM python:3.11-slim
+ARG WITH_TENSORFLOW=0
 ENV PYTHONDONTWRITEBYTECODE=1 \
     PYTHONUNBUFFERED=1 \
     PIP_NO_CACHE_DIR=1 \
     PIP_DISABLE_PIP_VERSION_CHECK=1 \
     TF_CPP_MIN_LOG_LEVEL=2
 WORKDIR /srv/dex-age
-# Dependencies first, in their own layers, read from pyproject.toml (the one list of them):
-# everything but TensorFlow and Keras here, which only the SavedModel runtime needs.
+# Dependencies first, in their own layer, read from pyproject.toml (the one list of them).
 COPY pyproject.toml .
-RUN python -c "import tomllib; deps = tomllib.load(open('pyproject.toml', 'rb'))['project']['dependencies']; \
-print('\n'.join(d for d in deps if not d.startswith(('tensorflow', 'keras'))))" > /tmp/requirements.txt \
+RUN python -c "import tomllib, sys; p = tomllib.load(open('pyproject.toml', 'rb'))['project']; \
+extra = p['optional-dependencies']['tensorflow'] if sys.argv[1] == '1' else []; \
+print('\n'.join(p['dependencies'] + extra))" "$WITH_TENSORFLOW" > /tmp/requirements.txt \
     && pip install -r /tmp/requirements.txt \
     && rm /tmp/requirements.txt
-
-FROM deps-slim AS deps-full
-RUN python -c "import tomllib; deps = tomllib.load(open('pyproject.toml', 'rb'))['project']['dependencies']; \
-print('\n'.join(d for d in deps if d.startswith(('tensorflow', 'keras'))))" > /tmp/requirements.txt \
-    && pip install -r /tmp/requirements.txt \
-    && rm /tmp/requirements.txt
-
-FROM deps-${FLAVOR}
-# The code and the shipped model, owned by root and read-only to the service's user.
-COPY model_training/ model_training/
+# The package itself (no dependencies left to fetch), then the shipped models; all read-only to the service's user.
+COPY README.md .
 COPY app/ app/
+RUN pip install --no-deps . && rm -rf build ./*.egg-info
 COPY models/ models/
 RUN useradd --system --uid 10001 --no-create-home --shell /usr/sbin/nologin dex \
     && chmod -R a-w /srv/dex-age
 
 USER dex
 ENV MODEL_DIR=/srv/dex-age/models/dex-age \
-    MODEL_RUNTIME=onnx \
     HOST=0.0.0.0 \
     PORT=8000
 EXPOSE 8000

@@ -11,8 +11,8 @@ import uvicorn
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
 from app.config import Settings  # noqa: E402
-from app.main import create_app  # noqa: E402
-from app.server import DrainingServer, server_config  # noqa: E402
+from app.service.main import create_app  # noqa: E402
+from app.service.server import DrainingServer, server_config  # noqa: E402
 
 
 def main() -> None:

@@ -2,7 +2,7 @@
 
     dex-age serve [--host H] [--port P]          the service, as `python -m app`
     dex-age predict PATH... [--recursive] [--format csv|jsonl] [--out FILE] [--no-detect]
-                    [--max-faces N] [--fps F] [--per-frame] [--model-dir DIR] [--runtime tensorflow|onnx]
+                    [--max-faces N] [--fps F] [--per-frame] [--model-dir DIR] [--runtime onnx|tensorflow]
 
 `predict` writes one row per face of an image (file, face index, box, age, spread, interval,
 detection score, the five landmarks' x and y) and one per person of a video (track, first and last
@@ -27,7 +27,8 @@ from concurrent.futures import Future, ThreadPoolExecutor
 from pathlib import Path
 from typing import TextIO
 
-from model_training.detect import LANDMARKS
+from app.faces.detection import LANDMARKS
+from app.model.model_dir import DEFAULT_RUNTIME, RUNTIMES
 
 COLUMNS = [
     "file",
@@ -66,14 +67,14 @@ def files_in(paths: list[Path], recursive: bool) -> Iterator[Path]:
 def rows_for(estimator, path: Path, *, detect: bool, max_faces: int, video: dict) -> list[dict]:
     """The rows of one file: its faces, or a video's people (and with video["per_frame"] their
     frames); one error row for a file that cannot be read."""
-    from app.errors import ApiError
+    from app.imaging import ImageError
     from app.video import is_video
 
     try:
         if is_video(path):
             return video_rows(estimator, path, max_faces=max_faces, **video)
-        answer = estimator.predict(path, detect=detect, max_faces=max_faces, include_distribution=False)
-    except ApiError as exc:
+        answer = estimator.answer(path, detect=detect, max_faces=max_faces, include_distribution=False)
+    except ImageError as exc:
         return [{"file": str(path), "error": exc.error, "detail": exc.detail}]
     except OSError as exc:
         return [{"file": str(path), "error": "unreadable_file", "detail": exc.strerror or "the file cannot be read"}]
@@ -246,7 +247,7 @@ def parser() -> argparse.ArgumentParser:
     estimate.add_argument("--fps", type=_positive_number, help="frames a second of a video estimated (VIDEO_FPS: 4)")
     estimate.add_argument("--per-frame", action="store_true", help="videos: also a row per person and sampled frame")
     estimate.add_argument("--model-dir", type=Path, help="model directory (default: MODEL_DIR or the shipped model)")
-    estimate.add_argument("--runtime", choices=["tensorflow", "onnx"], help="default: MODEL_RUNTIME or tensorflow")
+    estimate.add_argument("--runtime", choices=list(RUNTIMES), help=f"default: MODEL_RUNTIME or {DEFAULT_RUNTIME}")
     estimate.set_defaults(func=predict)
     return root
 

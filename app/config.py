@@ -11,11 +11,15 @@ from typing import Literal
 from pydantic import Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
-from model_training.detect import MAX_PIXELS, MIN_CONFIDENCE, MIN_FACE, YUNET_MAX_PIXELS
-from model_training.distribution import INTERVAL_MASS
+from app.faces.detection import MAX_PIXELS, MIN_CONFIDENCE, MIN_FACE, YUNET_MAX_PIXELS
+from app.faces.detectors import DETECTORS
+from app.model.distribution import INTERVAL_MASS
+from app.model.model_dir import DEFAULT_RUNTIME, RUNTIMES
 
 REPO = Path(__file__).resolve().parents[1]
-SHIPPED_MODEL = REPO / "models" / "dex-age"
+# the shipped model: in the checkout the package runs from (an editable install), else in the
+# working directory's models/ (a `pip install .` run from the repository's root)
+SHIPPED_MODEL = REPO / "models" / "dex-age" if (REPO / "models" / "dex-age").is_dir() else Path("models/dex-age")
 
 
 def _cores() -> int:
@@ -49,7 +53,7 @@ class Settings(BaseSettings):
     model_config = SettingsConfigDict(env_prefix="", case_sensitive=False, protected_namespaces=())
 
     model_dir: Path = Field(SHIPPED_MODEL, description="model directory to serve")
-    model_runtime: Literal["tensorflow", "onnx"] = Field("tensorflow", description="SavedModel or model.onnx")
+    model_runtime: Literal[tuple(RUNTIMES)] = Field(DEFAULT_RUNTIME, description="model.onnx or the SavedModel")
     compute_threads: int = Field(
         default_factory=_compute_threads,
         gt=0,
@@ -72,8 +76,8 @@ class Settings(BaseSettings):
     api_key: str | None = Field(None, description="when set, required as X-API-Key on all but /health, /ready")
     cors_origins: list[str] = Field([], description='origins allowed by CORS, e.g. ["https://example.org"]')
     max_faces_limit: int = Field(50, gt=0, description="largest max_faces a request may ask for")
-    detector: Literal["yunet", "dnn", "haar"] = Field(
-        "yunet",
+    detector: Literal[DETECTORS] = Field(
+        DETECTORS[0],
         description="yunet: YuNet, faces aligned by five landmarks; dnn: OpenCV's res10 DNN detector; haar: its Haar "
         "cascade (both box only)",
     )

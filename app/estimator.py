@@ -1,14 +1,14 @@
-"""The pipeline, in process: decode → detect → crop (model_training.crop) → one batch → the JSON's
+"""The pipeline, in process: decode → detect → crop (app.faces.crop) → one batch → the JSON's
 fields. The service, the `dex-age` command and notebooks all use it:
 
     from app.estimator import Estimator
 
     estimator = Estimator.from_dir("models/dex-age", runtime="onnx")
-    answer = estimator.predict("photo.jpg")  # a path, the file's bytes, or an RGB uint8 array
+    answer = estimator.answer("photo.jpg")  # a path, the file's bytes, or an RGB uint8 array
     answer["faces"][0]["age"], answer["faces"][0]["age_interval"]
 
 `predict` returns what POST /predict answers (README, Endpoints), as a dict; a file that cannot be
-read raises `ApiError` with the API's error code (`.error`) and sentence (`.detail`).
+read raises `app.imaging.ImageError` with the API's error code (`.error`) and sentence (`.detail`).
 """
 
 from __future__ import annotations
@@ -22,10 +22,11 @@ import numpy as np
 
 from app import imaging
 from app.config import Settings
-from model_training.crop import Box, crop_detection, crop_whole
-from model_training.detect import LANDMARKS, Detection, FaceDetector, make_detector
-from model_training.distribution import AgeSummary, summarize
-from model_training.model_dir import AgeModel
+from app.faces.crop import Box, crop_detection, crop_whole
+from app.faces.detection import LANDMARKS, Detection, FaceDetector
+from app.faces.detectors import make_detector
+from app.model.distribution import AgeSummary, summarize
+from app.model.model_dir import AgeModel
 
 ImageInput = str | Path | bytes | np.ndarray  # a file's path, its bytes, or RGB uint8 pixels
 
@@ -99,13 +100,13 @@ class Estimator:
         )
         return cls(model, detector, settings.max_image_pixels, settings.interval_mass, flip=settings.tta == "flip")
 
-    def predict(
+    def answer(
         self, image: ImageInput, detect: bool = True, max_faces: int = 10, include_distribution: bool = True
     ) -> dict:
         """Every face in `image`, largest first, as POST /predict answers it."""
-        return self.answer(self.run(image, detect, max_faces), include_distribution)
+        return self.answer_from(self.prediction(image, detect, max_faces), include_distribution)
 
-    def answer(self, prediction: Prediction, include_distribution: bool = True) -> dict:
+    def answer_from(self, prediction: Prediction, include_distribution: bool = True) -> dict:
         """The JSON's fields for a prediction."""
         return {
             "model": self.model_ref(),
@@ -130,7 +131,7 @@ class Estimator:
         }
 
     def fused_fields(self, probabilities: np.ndarray, include_distribution: bool = False) -> dict:
-        """One person's frames [n, ages] fused by the model's rule (model_training.fusion) as the
+        """One person's frames [n, ages] fused by the model's rule (app.model.fusion) as the
         JSON answers them: frames, effective_frames, age, age_std, age_interval (distribution)."""
         fusion, n = self.model.fusion, len(probabilities)
         p = fusion.fuse(probabilities)
@@ -157,7 +158,7 @@ class Estimator:
             image = Path(image).read_bytes()
         return imaging.decode(image, self.max_pixels)
 
-    def faces(self, rgb: np.ndarray, detect: bool, max_faces: int) -> tuple[list[Detection], float]:
+    def detections(self, rgb: np.ndarray, detect: bool, max_faces: int) -> tuple[list[Detection], float]:
         """The faces found (largest first; with detect=False the whole image, score None), and the
         detection time in ms."""
         start = time.perf_counter()
@@ -173,23 +174,23 @@ class Estimator:
             return crop_whole(rgb, size)[None]
         return np.stack([crop_detection(rgb, d.box, d.landmarks, self.crop, size) for d in detections])
 
-    def run(
+    def prediction(
         self, image: ImageInput, detect: bool = True, max_faces: int = 10, cancelled: Callable[[], bool] = lambda: False
     ) -> Prediction:
         """Decode, detect, crop, estimate. `cancelled` is asked between the stages: once it says
         True (the client has gone), the work stops with `Abandoned`."""
         try:
-            return self._run(image, detect, max_faces, cancelled)
+            return self._prediction(image, detect, max_faces, cancelled)
         finally:
             imaging.release_memory()  # the decoded image is gone: give its pages back
 
-    def _run(self, image: ImageInput, detect: bool, max_faces: int, cancelled: Callable[[], bool]) -> Prediction:
+    def _prediction(self, image: ImageInput, detect: bool, max_faces: int, cancelled: Callable[[], bool]) -> Prediction:
         start = time.perf_counter()
         rgb = self._rgb(image)
         decoded = time.perf_counter()
         if cancelled():
             raise Abandoned
-        detections, detect_ms = self.faces(rgb, detect, max_faces)
+        detections, detect_ms = self.detections(rgb, detect, max_faces)
         if cancelled():
             raise Abandoned
         faces: list[FaceResult] = []

@@ -19,7 +19,15 @@ import cv2
 import numpy as np
 from PIL import Image, UnidentifiedImageError
 
-from app.errors import ApiError
+
+class ImageError(ValueError):
+    """A file that cannot be read as an image or a video: `error` is a stable code (the service's
+    JSON error and the CLI's error column), `detail` a sentence saying why."""
+
+    def __init__(self, error: str, detail: str) -> None:
+        super().__init__(detail)
+        self.error, self.detail = error, detail
+
 
 FORMATS = {"JPEG", "PNG", "WEBP", "BMP", "MPO"}  # MPO: a JPEG with a multi-picture index (phones)
 Image.MAX_IMAGE_PIXELS = None  # the service applies its own limit before decoding (see decode)
@@ -49,25 +57,25 @@ def release_memory() -> None:
 def decode(data: bytes, max_pixels: int) -> np.ndarray:
     """Decode an upload as RGB uint8, EXIF orientation applied."""
     if not data:
-        raise ApiError(400, "empty_file", "the uploaded file is empty")
+        raise ImageError("empty_file", "the uploaded file is empty")
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
             image = Image.open(io.BytesIO(data))
     except UnidentifiedImageError:
-        raise ApiError(400, "not_an_image", "the file is not an image this service can read") from None
+        raise ImageError("not_an_image", "the file is not an image this service can read") from None
     except Exception:  # noqa: BLE001 - Pillow raises many kinds for hostile headers
-        raise ApiError(400, "corrupt_image", "the image header cannot be read") from None
+        raise ImageError("corrupt_image", "the image header cannot be read") from None
     if image.format not in FORMATS:
-        raise ApiError(
-            415, "unsupported_image_type", f"{image.format} images are not supported; send JPEG, PNG, WebP or BMP"
+        raise ImageError(
+            "unsupported_image_type", f"{image.format} images are not supported; send JPEG, PNG, WebP or BMP"
         )
     width, height = image.size
     if width < 1 or height < 1:
-        raise ApiError(400, "corrupt_image", "the image has no pixels")
+        raise ImageError("corrupt_image", "the image has no pixels")
     if width * height > max_pixels:
-        raise ApiError(
-            413, "image_too_large", f"the image has {width}×{height} pixels; the limit is {max_pixels:,} pixels"
+        raise ImageError(
+            "image_too_large", f"the image has {width}×{height} pixels; the limit is {max_pixels:,} pixels"
         )
     check_cost(image, data)
     try:
@@ -80,7 +88,7 @@ def decode(data: bytes, max_pixels: int) -> np.ndarray:
                 image.load()
             rgb = _to_rgb8(image)
     except Exception:  # noqa: BLE001 - truncated or corrupt data surfaces here
-        raise ApiError(400, "corrupt_image", "the image data is corrupt or truncated") from None
+        raise ImageError("corrupt_image", "the image data is corrupt or truncated") from None
     finally:
         image.close()  # frees the decoded pixels now, not when the garbage collector runs
     return _orient(rgb, orientation)
@@ -90,8 +98,7 @@ def check_cost(image: Image.Image, data: bytes) -> None:
     """Refuse, from the header, files whose decoding would cost far more than their size suggests."""
     width, height = image.size
     if image.format == "BMP" and image.info.get("compression") in (1, 2):  # RLE8, RLE4
-        raise ApiError(
-            415,
+        raise ImageError(
             "unsupported_compression",
             "run-length encoded (RLE) BMP files are not supported; send an uncompressed BMP, PNG or JPEG",
         )
@@ -100,8 +107,7 @@ def check_cost(image: Image.Image, data: bytes) -> None:
     if image.format in ("JPEG", "MPO"):
         frame, scans = jpeg_structure(data)
         if scans > MAX_JPEG_SCANS:
-            raise ApiError(
-                400,
+            raise ImageError(
                 "too_many_scans",
                 f"the JPEG has more than {MAX_JPEG_SCANS} scans or {MAX_JPEG_SEGMENTS:,} segments; "
                 "no camera or encoder writes that many",
@@ -119,9 +125,8 @@ def png_raw_bytes(data: bytes) -> int:
     return height * (1 + -(-width * depth * channels // 8))
 
 
-def _implausible(size: int, width: int, height: int) -> ApiError:
-    return ApiError(
-        400,
+def _implausible(size: int, width: int, height: int) -> ImageError:
+    return ImageError(
         "implausible_image",
         f"a file of {size:,} bytes cannot hold {width}×{height} pixels in this format: it is truncated or crafted",
     )

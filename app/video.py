@@ -24,9 +24,9 @@ import cv2
 import numpy as np
 
 from app.config import Settings
-from app.errors import ApiError
 from app.estimator import Estimator, FaceResult
-from model_training.crop import Box
+from app.faces.crop import Box
+from app.imaging import ImageError
 
 # FFmpeg's own complaints about a broken file ("moov atom not found") would go to stderr beside our
 # one clear error; a user who wants them sets OPENCV_FFMPEG_LOGLEVEL
@@ -55,19 +55,19 @@ class Limits:
 class VideoFrames:
     """`fps` frames a second of a video, as (time in seconds, RGB frame), within `limits`.
 
-    Opening raises ApiError (unreadable_video) for a file OpenCV cannot open; iterating, for one
+    Opening raises ImageError (unreadable_video) for a file OpenCV cannot open; iterating, for one
     with no frame it can decode. After iterating, `truncated` says why it stopped early, if it did.
     """
 
     def __init__(self, path: Path, fps: float, limits: Limits, max_pixels: int) -> None:
         if not Path(path).is_file():
-            raise ApiError(400, "unreadable_file", "no such file")
+            raise ImageError("unreadable_file", "no such file")
         if Path(path).stat().st_size == 0:
-            raise ApiError(400, "empty_file", "the file is empty")
+            raise ImageError("empty_file", "the file is empty")
         self.capture = cv2.VideoCapture(str(path))
         if not self.capture.isOpened():
             self.capture.release()
-            raise ApiError(400, "unreadable_video", "not a video OpenCV can decode (or an empty or broken file)")
+            raise ImageError("unreadable_video", "not a video OpenCV can decode (or an empty or broken file)")
         native = self.capture.get(cv2.CAP_PROP_FPS)
         self.native_fps = native if math.isfinite(native) and 1 <= native <= 1000 else 30.0
         count = self.capture.get(cv2.CAP_PROP_FRAME_COUNT)
@@ -99,8 +99,8 @@ class VideoFrames:
                     break
                 if bgr.shape[0] * bgr.shape[1] > self.max_pixels:
                     size = f"{bgr.shape[1]}×{bgr.shape[0]}"
-                    raise ApiError(
-                        413, "image_too_large", f"its frames have {size} pixels; the limit is {self.max_pixels:,}"
+                    raise ImageError(
+                        "image_too_large", f"its frames have {size} pixels; the limit is {self.max_pixels:,}"
                     )
                 yield t, np.ascontiguousarray(bgr[:, :, ::-1])
                 sampled += 1
@@ -109,7 +109,7 @@ class VideoFrames:
         finally:
             self.capture.release()
         if sampled == 0:
-            raise ApiError(400, "unreadable_video", "the video has no frame OpenCV can decode")
+            raise ImageError("unreadable_video", "the video has no frame OpenCV can decode")
 
 
 def iou(a: Box, b: Box) -> float:
@@ -198,7 +198,7 @@ def predict_video(
     tracker, frames, size, read = Tracker(), [], (0, 0), 0
     for t, rgb in video:
         size, read = (rgb.shape[1], rgb.shape[0]), read + 1
-        faces = estimator.run(rgb, max_faces=max_faces).faces
+        faces = estimator.prediction(rgb, max_faces=max_faces).faces
         ids = tracker.update(t, faces)
         if per_frame:
             fields = (estimator.face_fields(f, include_distribution=False) for f in faces)

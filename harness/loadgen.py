@@ -134,3 +134,14 @@ def load(
     """POST `image` to /predict `requests` times from `concurrency` async clients; latency stats."""
     files = {"file": ("image", image)}
     return asyncio.run(_load(url, files, requests, concurrency, params or {}, headers or {}))
+
+
+def failed_start(model_dir: Path, tmp_path: Path) -> tuple[int, str]:
+    """Start the service on `model_dir` expecting it to stop: its exit code and its log."""
+    service = start_service(model_dir, tmp_path / "service.log")
+    try:
+        code = service.process.wait(120)
+    except subprocess.TimeoutExpired:
+        service.process.kill()
+        raise
+    return code, (tmp_path / "service.log").read_text()

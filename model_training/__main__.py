@@ -14,8 +14,8 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 warnings.filterwarnings("ignore", message="Skipping variable loading for optimizer")
 warnings.filterwarnings("ignore", message="`shuffle=True` was passed")
 
+from app.faces.detectors import DETECTORS  # noqa: E402
 from model_training.dataset import DEFAULT_DATA_ROOT, DEFAULT_MANIFEST  # noqa: E402
-from model_training.detect import DETECTORS  # noqa: E402
 
 CROP_HELP = "a crop calibration JSON, once per detector (default: every manifests/crop_*.json)"
 
@@ -42,9 +42,9 @@ def cmd_index(args: argparse.Namespace) -> None:
 
 
 def cmd_calibrate_crop(args: argparse.Namespace) -> None:
+    from app.faces.detectors import make_detector
     from model_training import calibrate
     from model_training.dataset import read_manifest
-    from model_training.detect import make_detector
 
     faces = read_manifest(args.manifest, "train")
     faces = random.Random(args.seed).sample(faces, min(args.limit, len(faces)))

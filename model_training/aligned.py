@@ -29,10 +29,11 @@ from pathlib import Path
 import cv2
 import numpy as np
 
+from app.faces.crop import Template, align_face, crop_whole, read_rgb, spec_from_dict
+from app.faces.detection import FaceDetector
+from app.faces.detectors import make_detector
 from model_training import calibrate
-from model_training.crop import Template, align_face, crop_whole, read_rgb, spec_from_dict
 from model_training.dataset import SOURCES, Face, read_manifest, write_manifest
-from model_training.detect import FaceDetector, make_detector
 
 CACHE = Path("data/faces")
 MANIFEST = CACHE / "manifest.csv"

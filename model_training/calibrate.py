@@ -18,9 +18,10 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-from model_training.crop import Box, CropSpec, Template, read_rgb, spec_from_dict
+from app.faces.crop import Box, CropSpec, Template, read_rgb, spec_from_dict
+from app.faces.detection import FaceDetector
+from app.faces.detectors import make_detector
 from model_training.dataset import Face
-from model_training.detect import FaceDetector, make_detector
 
 PAD = 0.5  # border added on each side, as a share of the chip side
 

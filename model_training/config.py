@@ -9,8 +9,8 @@ from pathlib import Path
 
 import numpy as np
 
+from app.model.distribution import smoothing_kernel
 from model_training.dataset import DEFAULT_DATA_ROOT, DEFAULT_MANIFEST
-from model_training.distribution import smoothing_kernel
 
 RECIPES = Path(__file__).parent / "recipes"
 # what balanced sampling evens out, with the age band: "balanced" the ethnicity × age-band cells,

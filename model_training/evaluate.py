@@ -7,10 +7,10 @@ from pathlib import Path
 
 import numpy as np
 
-from model_training.crop import crop_whole, read_rgb
+from app.faces.crop import crop_whole, read_rgb
+from app.model.distribution import INTERVAL_MASS, count_modes, expected_ages, summarize
+from app.model.model_dir import CARD, AgeModel
 from model_training.dataset import ADULTS, BANDS, Face, file_sha256, read_manifest
-from model_training.distribution import INTERVAL_MASS, count_modes, expected_ages, summarize
-from model_training.model_dir import CARD, AgeModel
 from model_training.plots import plot_bands, plot_calibration, plot_groups, plot_predictions
 
 

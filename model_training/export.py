@@ -11,14 +11,14 @@ import keras
 import numpy as np
 import tensorflow as tf
 
+from app.faces.crop import spec_from_dict
+from app.model.distribution import INTERVAL_MASS, calibrated, covered, fit_temperature
+from app.model.model_dir import CARD, ONNX, SAVED_MODEL, TRAINING, AgeModel, read_card
 from model_training.aligned import check_template
 from model_training.config import Recipe, recipe_from_dict
-from model_training.crop import spec_from_dict
 from model_training.dataset import Face, file_sha256, read_manifest
-from model_training.distribution import INTERVAL_MASS, calibrated, covered, fit_temperature
 from model_training.evaluate import compute_metrics, load_chips
 from model_training.model import build_model, ensemble, warm_start, with_temperature
-from model_training.model_dir import CARD, ONNX, SAVED_MODEL, TRAINING, AgeModel, read_card
 from model_training.pipeline import make_dataset
 from model_training.run_dir import CONFIG, MONITOR, RECORD, best_epoch, limit, load_config, locate, read_history
 

@@ -1,6 +1,6 @@
 """tf.data input pipelines: manifest rows → augmented face crops and (class, age) targets.
 
-Every crop goes through `model_training.crop`, the code the service uses: evaluation frames the
+Every crop goes through `app.faces.crop`, the code the service uses: evaluation frames the
 whole chip as `crop_whole` does, and training's random resized crop is `crop_square` on a
 jittered square around the chip.
 """
@@ -13,8 +13,8 @@ import cv2
 import numpy as np
 import tensorflow as tf
 
+from app.faces.crop import crop_square, crop_whole, read_rgb
 from model_training.config import BALANCED_BY, Augment, Recipe
-from model_training.crop import crop_square, crop_whole, read_rgb
 from model_training.dataset import AAF_ETHNICITY, ADULTS, BANDS, ETHNICITIES, GENDERS, Face
 
 AUTOTUNE = tf.data.AUTOTUNE

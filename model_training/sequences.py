@@ -1,5 +1,5 @@
 """Camera-like frame sequences made from one still photo, to fit and measure the fusion of frames
-(model_training.fusion) where no labelled video can be had.
+(app.model.fusion) where no labelled video can be had.
 
 What a camera changes from frame to frame, each drifting smoothly along the sequence (a random
 walk from a random start): where the face sits (shift), how large it is (scale), the head's roll

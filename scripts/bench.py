@@ -17,25 +17,25 @@ import numpy as np
 from app import imaging
 from app.config import SHIPPED_MODEL, Settings
 from app.estimator import Estimator
+from app.model.model_dir import ONNX, AgeModel
 from harness.loadgen import REPO, load, rss_mb, start_service, stop, wait_ready
 from harness.photos import median_ms, photos
 from model_training.dataset import DEFAULT_DATA_ROOT, DEFAULT_MANIFEST, read_manifest
-from model_training.model_dir import ONNX, AgeModel
 
 
 def stages(estimator: Estimator, data: bytes, detect: bool, repeats: int) -> dict:
     rgb = imaging.decode(data, estimator.max_pixels)
-    boxes, _ = estimator.faces(rgb, detect, 10)
+    boxes, _ = estimator.detections(rgb, detect, 10)
     row = {
         "pixels": f"{rgb.shape[1]}×{rgb.shape[0]}",
         "faces": len(boxes),
         "decode": median_ms(lambda: imaging.decode(data, estimator.max_pixels), repeats),
-        "detect": median_ms(lambda: estimator.faces(rgb, detect, 10), repeats) if detect else 0.0,
+        "detect": median_ms(lambda: estimator.detections(rgb, detect, 10), repeats) if detect else 0.0,
     }
     crops = estimator.crops(rgb, boxes, detect) if boxes else None
     row["crop"] = median_ms(lambda: estimator.crops(rgb, boxes, detect), repeats) if boxes else 0.0
     row["forward"] = median_ms(lambda: estimator.model.predict(crops), repeats) if boxes else 0.0
-    row["pipeline"] = median_ms(lambda: estimator.run(data, detect), repeats)
+    row["pipeline"] = median_ms(lambda: estimator.prediction(data, detect), repeats)
     return row
 
 

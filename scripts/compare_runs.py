@@ -37,13 +37,13 @@ from pathlib import Path
 
 import numpy as np
 
+from app.model.distribution import calibrated, fit_temperature
+from app.model.model_dir import CARD
 from model_training.config import Recipe, load_recipe
 from model_training.dataset import ETHNICITIES, Face
-from model_training.distribution import calibrated, fit_temperature
 from model_training.evaluate import compute_metrics
 from model_training.export import trained_model, validation_probabilities
 from model_training.model import average_weights, build_model
-from model_training.model_dir import CARD
 from model_training.run_dir import load_config, locate
 
 # the worst bias (Model 3.1's definition): each aim's width, and the fewest adults an ethnicity needs

@@ -1,9 +1,9 @@
 #!/usr/bin/env bash
 # Build and start the stack with Docker Compose, wait until healthy, post a real photo, stop;
-# for both images: the default (ONNX Runtime and TensorFlow) and the slim one (ONNX Runtime only).
+# for both images: the default (the serving install, ONNX Runtime) and the one with TensorFlow too.
 # On this sandbox run ../shared/tools/docker-here.sh first (it starts a Docker engine).
-# Usage: scripts/compose_smoke.sh [full|slim|both|scale] [image]   (default both, ../shared/data/test-images/face.jpg)
-#   scale: two replicas of the slim image on a port range, and one stopped with a drain
+# Usage: scripts/compose_smoke.sh [default|tensorflow|both|scale] [image]   (default both, ../shared/data/test-images/face.jpg)
+#   scale: two replicas of the default image on a port range, and one stopped with a drain
 set -euo pipefail
 cd "$(dirname "$0")/.."
 which=${1:-both}
@@ -53,8 +53,8 @@ PY
   echo "image size: $(docker image inspect "$tag" --format '{{.Size}}' | awk '{printf "%.0f MB", $1/1e6}')"
 }
 
-scale() {  # two replicas of the slim image on a host port range, each answering; then a drained stop
-  local stack=("${compose[@]}" -f docker-compose.yml -f docker-compose.slim.yml)
+scale() {  # two replicas of the default image on a host port range, each answering; then a drained stop
+  local stack=("${compose[@]}" -f docker-compose.yml)
   trap '"${stack[@]}" down >/dev/null 2>&1 || true' RETURN
   echo "== two replicas (API_PORTS=8000-8001, --scale api=2)"
   API_PORTS=8000-8001 "${stack[@]}" up -d --scale api=2
@@ -72,10 +72,10 @@ scale() {  # two replicas of the slim image on a host port range, each answering
 }
 
 case $which in
-  full) smoke full dex-age:latest docker-compose.yml ;;
-  slim) smoke slim dex-age:slim docker-compose.yml docker-compose.slim.yml ;;
+  default) smoke default dex-age:latest docker-compose.yml ;;
+  tensorflow) smoke tensorflow dex-age:tensorflow docker-compose.yml docker-compose.tensorflow.yml ;;
   scale) scale ;;
-  both) smoke full dex-age:latest docker-compose.yml
-        smoke slim dex-age:slim docker-compose.yml docker-compose.slim.yml ;;
-  *) echo "usage: $0 [full|slim|both|scale] [image]" >&2; exit 2 ;;
+  both) smoke default dex-age:latest docker-compose.yml
+        smoke tensorflow dex-age:tensorflow docker-compose.yml docker-compose.tensorflow.yml ;;
+  *) echo "usage: $0 [default|tensorflow|both|scale] [image]" >&2; exit 2 ;;
 esac

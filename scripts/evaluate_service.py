@@ -23,10 +23,10 @@ import numpy as np
 
 from app.config import Settings
 from app.estimator import Estimator
+from app.faces.crop import crop_whole, read_rgb
+from app.faces.detectors import DETECTORS
 from model_training.calibrate import nearest, pad_chip
-from model_training.crop import crop_whole, read_rgb
 from model_training.dataset import DEFAULT_DATA_ROOT, DEFAULT_MANIFEST, read_manifest
-from model_training.detect import DETECTORS
 
 
 def _png(rgb: np.ndarray) -> bytes:
@@ -68,7 +68,7 @@ def main() -> None:
             for chip in chips:
                 h, w = chip.shape[:2]
                 image, cx, cy = pad_chip(chip) if key == "padded" else (chip, w / 2, h / 2)
-                found = predictor.run(_png(image), detect=True).faces
+                found = predictor.prediction(_png(image), detect=True).faces
                 counts.append(len(found))
                 ages.append(found[nearest([f.box for f in found], cx, cy)].summary.age if found else None)
             detected = [i for i, a in enumerate(ages) if a is not None]

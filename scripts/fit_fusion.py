@@ -1,4 +1,4 @@
-"""Fit and measure how a model's frames of one person are fused (model_training.fusion).
+"""Fit and measure how a model's frames of one person are fused (app.model.fusion).
 
 Each validation face of each source (a UTKFace chip in a replicated border, an All-Age-Faces
 photo) becomes a camera-like sequence (model_training.sequences), and every frame goes through the
@@ -25,11 +25,11 @@ import numpy as np
 
 from app.config import Settings
 from app.estimator import Estimator
+from app.faces.crop import read_rgb
+from app.model.distribution import summarize
+from app.model.fusion import Fusion, fit
 from model_training.calibrate import nearest, pad_chip
-from model_training.crop import read_rgb
 from model_training.dataset import SOURCES, read_manifest
-from model_training.distribution import summarize
-from model_training.fusion import Fusion, fit
 from model_training.sequences import camera_frames
 
 LENGTHS = (1, 2, 4, 8, 16, 24, 32)
@@ -40,7 +40,7 @@ def person_sequence(estimator: Estimator, photo: np.ndarray, frames: int, rng: n
     h, w = photo.shape[:2]
     out = []
     for frame in camera_frames(photo, frames, rng):
-        found = estimator.run(frame).faces
+        found = estimator.prediction(frame).faces
         if found:
             out.append(found[nearest([f.box for f in found], w / 2, h / 2)].probabilities)
     return np.array(out)

@@ -17,7 +17,7 @@ from pathlib import Path
 
 import numpy as np
 
-from model_training.model_dir import AgeModel, ModelDirError
+from app.model.model_dir import AgeModel, ModelDirError
 
 WARMUP = 10
 

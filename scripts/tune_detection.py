@@ -27,11 +27,14 @@ from pathlib import Path
 import cv2
 
 from app import imaging
+from app.faces.crop import read_rgb
+from app.faces.detectors import DETECTORS, make_detector
+from app.faces.dnn import DnnDetector
+from app.faces.haar import HaarDetector
+from app.faces.yunet import YuNetDetector
 from harness.photos import median_ms, photos
 from model_training.calibrate import pad_chip
-from model_training.crop import read_rgb
 from model_training.dataset import DEFAULT_DATA_ROOT, DEFAULT_MANIFEST, TEST_IMAGES, read_manifest
-from model_training.detect import DETECTORS, DnnDetector, HaarDetector, YuNetDetector, make_detector
 
 EXPECTED = {  # faces a person counts on each photo (bench.photos() pastes face.jpg and grace_hopper.bmp)
     "cat.bmp": 0,

@@ -12,14 +12,10 @@ from pathlib import Path
 
 import pytest
 
+from harness.data import CROPS, DATA, MANIFEST
 from harness.loadgen import Service, start_service, stop, wait_ready
 from model_training.config import Stage, load_recipe
-from model_training.dataset import SHARED_DATA
 
-REPO = Path(__file__).resolve().parents[1]
-DATA = SHARED_DATA
-MANIFEST = REPO / "manifests" / "utkface.csv"
-CROPS = sorted((REPO / "manifests").glob("crop_*.json"))  # one calibration per detector
 TINY_SIZE = 64
 
 
@@ -90,3 +86,11 @@ def service(tiny_model_dir: Path, tmp_path_factory) -> Iterator[Service]:
         yield svc
     finally:
         stop(svc)
+
+
+@pytest.fixture(scope="module")
+def photos(test_images):
+    """The test photos (face.jpg, grace_hopper.bmp, cat.bmp) as RGB arrays, by file name."""
+    from app import imaging
+
+    return {p.name: imaging.decode(p.read_bytes(), 10**8) for p in sorted(test_images.iterdir()) if p.suffix != ".md"}

@@ -7,7 +7,7 @@ import pytest
 
 from app.config import SHIPPED_MODEL
 from app.estimator import Estimator
-from tests.conftest import REPO
+from harness.data import REPO
 
 
 def _readme_example() -> dict:
@@ -21,7 +21,7 @@ def _readme_example() -> dict:
 @pytest.mark.parametrize("runtime", ["onnx", "tensorflow"])
 def test_the_readme_example_is_the_shipped_models_answer(test_images, runtime):
     want = _readme_example()
-    got = Estimator.from_dir(SHIPPED_MODEL, runtime=runtime, detector="yunet").predict(
+    got = Estimator.from_dir(SHIPPED_MODEL, runtime=runtime, detector="yunet").answer(
         test_images / "grace_hopper.bmp", include_distribution=False
     )
     assert got["model"] == want["model"] and got["image"] == want["image"]

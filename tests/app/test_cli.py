@@ -7,13 +7,12 @@ import csv
 import io
 import json
 import shutil
-import subprocess
-import sys
 from pathlib import Path
 
+import numpy as np
 import pytest
 
-DEX_AGE = str(Path(sys.executable).parent / "dex-age")
+from harness.commands import dex_age_predict
 
 
 @pytest.fixture
@@ -29,13 +28,8 @@ def folder(tmp_path, test_images) -> Path:
     return root
 
 
-def _run(*args: str, model_dir: Path) -> subprocess.CompletedProcess:
-    command = [DEX_AGE, "predict", *args, "--model-dir", str(model_dir), "--runtime", "onnx"]
-    return subprocess.run(command, capture_output=True, text=True, timeout=300)
-
-
 def test_a_folder_gives_a_row_per_face_and_per_bad_file(folder, tiny_model_dir):
-    done = _run(str(folder), "--recursive", model_dir=tiny_model_dir)
+    done = dex_age_predict(str(folder), "--recursive", model_dir=tiny_model_dir)
     assert done.returncode == 1, done.stderr  # two files could not be read
     assert "5 files, 5 faces, 2 could not be read" in done.stderr
     rows = list(csv.DictReader(io.StringIO(done.stdout)))
@@ -58,8 +52,8 @@ def test_a_folder_gives_a_row_per_face_and_per_bad_file(folder, tiny_model_dir):
 
 def test_jsonl_to_a_file_without_detection_and_exit_0_when_all_were_read(folder, tiny_model_dir, tmp_path):
     out = tmp_path / "ages.jsonl"
-    done = _run(str(folder / "face.jpg"), str(folder / "sub"), "--format", "jsonl", "--out", str(out), "--no-detect",
-                model_dir=tiny_model_dir)  # fmt: skip
+    args = (str(folder / "face.jpg"), str(folder / "sub"), "--format", "jsonl", "--out", str(out), "--no-detect")
+    done = dex_age_predict(*args, model_dir=tiny_model_dir)
     assert done.returncode == 0, done.stderr
     assert done.stdout == "" and "2 files, 2 faces, 0 could not be read" in done.stderr
     rows = [json.loads(line) for line in out.read_text().splitlines()]
@@ -69,7 +63,7 @@ def test_jsonl_to_a_file_without_detection_and_exit_0_when_all_were_read(folder,
 
 
 def test_without_recursive_sub_folders_are_left_out_and_missing_paths_are_rows(folder, tiny_model_dir):
-    done = _run(str(folder), str(folder / "nothing-here.jpg"), "--max-faces", "1", model_dir=tiny_model_dir)
+    done = dex_age_predict(str(folder), str(folder / "nothing-here.jpg"), "--max-faces", "1", model_dir=tiny_model_dir)
     rows = list(csv.DictReader(io.StringIO(done.stdout)))
     names = [Path(r["file"]).name for r in rows]
     assert "grace.bmp" not in names and names.count("face.jpg") == 1
@@ -77,5 +71,70 @@ def test_without_recursive_sub_folders_are_left_out_and_missing_paths_are_rows(f
 
 
 def test_bad_arguments_are_refused_by_the_parser(tiny_model_dir):
-    done = _run("x", "--max-faces", "0", model_dir=tiny_model_dir)
+    done = dex_age_predict("x", "--max-faces", "0", model_dir=tiny_model_dir)
     assert done.returncode == 2 and "--max-faces" in done.stderr
+
+
+SECONDS = 3  # the clips' length (tests/app/conftest.py)
+
+
+def test_each_person_is_one_fused_row_followed_over_the_sampled_frames(clips, tiny_model_dir):
+    done = dex_age_predict(str(clips / "four.avi"), "--fps", "4", "--per-frame", model_dir=tiny_model_dir)
+    assert done.returncode == 0, done.stderr
+    rows = list(csv.DictReader(io.StringIO(done.stdout)))
+    people = [r for r in rows if r["kind"] == "person"]
+    frames = [r for r in rows if r["kind"] == "frame"]
+    steady = [p for p in people if int(p["frames"]) >= 10]  # 3 s at 4 a second: 12 sampled frames
+    assert len(steady) == 4, people
+    for p in people:
+        assert float(p["age_low"]) <= float(p["age"]) <= float(p["age_high"])
+        assert float(p["time_first"]) <= float(p["time"]) <= float(p["time_last"]) <= SECONDS
+        assert int(p["width"]) > 0 and p["right_eye_x"]  # the best frame's box and landmarks
+        mine = [f for f in frames if f["track"] == p["track"]]
+        assert len(mine) == int(p["frames"])
+        assert sorted(float(f["time"]) for f in mine) == [float(f["time"]) for f in mine]
+    times = sorted({float(f["time"]) for f in frames})
+    assert len(times) == 12 and np.allclose(np.diff(times), 0.24, atol=0.05)  # every 6.25th frame of 25 a second
+    assert "4 people in videos" in done.stderr or f"{len(people)} people in videos" in done.stderr
+
+
+@pytest.mark.parametrize(
+    ("name", "error"),
+    [
+        ("empty.mp4", "empty_file"),
+        ("text.mov", "unreadable_video"),
+        ("cut.mp4", "unreadable_video"),
+        ("gone.mkv", "unreadable_file"),
+    ],
+)
+def test_a_bad_video_is_one_error_row_and_exit_code_1(clips, tiny_model_dir, name, error):
+    done = dex_age_predict(str(clips / name), "--format", "jsonl", model_dir=tiny_model_dir)
+    assert done.returncode == 1
+    rows = [json.loads(line) for line in done.stdout.splitlines()]
+    assert len(rows) == 1 and rows[0]["error"] == error and rows[0]["detail"], rows
+    assert "Traceback" not in done.stderr and "moov atom" not in done.stderr
+
+
+def test_a_long_video_is_bounded_by_the_settings_with_a_clear_message(clips, tiny_model_dir):
+    for env, word in (
+        ({"VIDEO_MAX_FRAMES": "3"}, "VIDEO_MAX_FRAMES"),
+        ({"VIDEO_MAX_SECONDS": "1"}, "VIDEO_MAX_SECONDS"),
+    ):
+        done = dex_age_predict(str(clips / "four.avi"), "--fps", "4", model_dir=tiny_model_dir, env=env)
+        assert done.returncode == 0, done.stderr
+        rows = list(csv.DictReader(io.StringIO(done.stdout)))
+        assert rows and all(word in r["detail"] for r in rows) and word in done.stderr
+        assert max(int(r["frames"]) for r in rows) == (3 if word == "VIDEO_MAX_FRAMES" else 5)  # 0 … 1 s: 5 frames
+
+
+def test_a_folder_of_photos_and_videos_gives_faces_and_people(clips, test_images, tiny_model_dir, tmp_path):
+    folder = tmp_path / "mixed"
+    folder.mkdir()
+    shutil.copy(clips / "four.mp4", folder / "clip.mp4")
+    shutil.copy(test_images / "grace_hopper.bmp", folder / "grace.bmp")
+    done = dex_age_predict(str(folder), "--format", "jsonl", model_dir=tiny_model_dir)
+    assert done.returncode == 0, done.stderr
+    rows = [json.loads(line) for line in done.stdout.splitlines()]
+    kinds = {(Path(r["file"]).name, r["kind"]) for r in rows}
+    assert kinds == {("clip.mp4", "person"), ("grace.bmp", "face")}
+    assert "2 files, 1 faces" in done.stderr and "people in videos" in done.stderr

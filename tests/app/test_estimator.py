@@ -5,9 +5,8 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from app.errors import ApiError
 from app.estimator import Estimator
-from app.imaging import decode
+from app.imaging import ImageError, decode
 
 
 @pytest.fixture(scope="module")
@@ -33,7 +32,7 @@ def _same(a, b) -> bool:
 def test_the_api_answers_as_the_service_does(estimator, client, test_images):
     path = test_images / "face.jpg"
     served = client.post("/predict", files={"file": ("face.jpg", path.read_bytes())}).json()
-    mine = estimator.predict(path)
+    mine = estimator.answer(path)
     assert _same(_without_timings(mine), _without_timings(served))
     assert [f["box"] for f in mine["faces"]] == [f["box"] for f in served["faces"]] and len(mine["faces"]) == 4
     assert mine["timings_ms"].keys() == served["timings_ms"].keys()
@@ -41,16 +40,16 @@ def test_the_api_answers_as_the_service_does(estimator, client, test_images):
 
 def test_a_path_bytes_or_pixels_give_the_same_faces(estimator, test_images):
     path = test_images / "grace_hopper.bmp"
-    by_path, by_bytes = estimator.predict(str(path)), estimator.predict(path.read_bytes())
-    by_pixels = estimator.predict(decode(path.read_bytes(), 10**8), include_distribution=False)
+    by_path, by_bytes = estimator.answer(str(path)), estimator.answer(path.read_bytes())
+    by_pixels = estimator.answer(decode(path.read_bytes(), 10**8), include_distribution=False)
     assert _same(_without_timings(by_path), _without_timings(by_bytes))
     assert _same([f["age"] for f in by_pixels["faces"]], [f["age"] for f in by_path["faces"]])
     assert by_pixels["faces"][0]["distribution"] is None
 
 
 def test_bad_input_raises_the_api_error_or_says_what_an_array_must_be(estimator):
-    with pytest.raises(ApiError) as err:
-        estimator.predict(b"not an image")
+    with pytest.raises(ImageError) as err:
+        estimator.answer(b"not an image")
     assert err.value.error == "not_an_image"
     with pytest.raises(ValueError, match="RGB uint8"):
-        estimator.predict(np.zeros((10, 10), np.float32))
+        estimator.answer(np.zeros((10, 10), np.float32))

@@ -6,8 +6,7 @@ import numpy as np
 import pytest
 from PIL import Image, ImageOps
 
-from app.errors import ApiError
-from app.imaging import decode
+from app.imaging import ImageError, decode
 
 LIMIT = 40_000_000
 
@@ -55,9 +54,9 @@ def test_exif_orientation_is_applied(orientation):
 
 
 def test_pixel_limit_is_checked_before_decoding():
-    with pytest.raises(ApiError) as err:
+    with pytest.raises(ImageError) as err:
         decode(_encode(Image.new("L", (300, 300))), max_pixels=300 * 300 - 1)
-    assert err.value.status_code == 413
+    assert err.value.error == "image_too_large"
 
 
 def test_translucent_webp_is_composited_over_white_as_pillow_does():

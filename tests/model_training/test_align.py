@@ -5,11 +5,11 @@ import numpy as np
 import pytest
 
 from app import imaging
+from app.faces.crop import Box, CropSpec, Template, align_face, crop_detection, crop_face, similarity
+from app.faces.detectors import make_detector
+from harness.data import val_chips
 from model_training import calibrate
 from model_training.aligned import align_image, load_template
-from model_training.crop import Box, CropSpec, Template, align_face, crop_detection, crop_face, similarity
-from model_training.detect import make_detector
-from tests.model_training.test_detect import _chips
 
 SIZE = 224
 
@@ -55,7 +55,7 @@ def test_the_template_maps_onto_itself_and_the_chips_landmarks_onto_it(yunet, te
     points = np.array(template.points)
     np.testing.assert_allclose(similarity(points * 200, points * SIZE), [[1.12, 0, 0], [0, 1.12, 0]], atol=1e-9)
     found = []
-    for chip in _chips(utkface_dir, 30):
+    for chip in val_chips(utkface_dir, 30):
         aligned = align_image(chip, yunet, template, SIZE)
         assert aligned is not None and aligned.shape == (SIZE, SIZE, 3)
         found.append(calibrate.measure_chip(aligned, yunet).reshape(5, 2))

@@ -3,14 +3,14 @@
 import subprocess
 import sys
 
+from app.faces.crop import read_rgb
+from harness.data import aaf_folder
 from model_training import aligned
-from model_training.crop import read_rgb
 from model_training.dataset import index_folder
-from tests.model_training.test_dataset import _aaf_folder
 
 
 def test_each_source_is_aligned_once_and_a_face_not_found_is_handled_per_source(utkface_dir, test_images, tmp_path):
-    root = _aaf_folder(utkface_dir, tmp_path / "aaf")
+    root = aaf_folder(utkface_dir, tmp_path / "aaf")
     (root / "aglined faces" / "09000A33.jpg").write_bytes((test_images / "cat.bmp").read_bytes())  # no face
     aaf = index_folder(tmp_path / "aaf", source="aaf")[0]
     template, out = aligned.load_template(), tmp_path / "faces"

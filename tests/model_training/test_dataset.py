@@ -2,6 +2,7 @@ import shutil
 from collections import Counter, defaultdict
 from pathlib import Path
 
+from harness.data import MANIFEST, aaf_folder
 from model_training.dataset import (
     Face,
     file_sha256,
@@ -12,7 +13,6 @@ from model_training.dataset import (
     split_faces,
     write_manifest,
 )
-from tests.conftest import MANIFEST
 
 
 def test_parse_age_well_formed_and_malformed_names():
@@ -98,23 +98,8 @@ def test_committed_manifest_covers_the_cleaned_full_set(utkface_dir):
         assert file_sha256(Path(utkface_dir) / f.path) == f.sha256
 
 
-def _aaf_folder(utkface_dir: Path, root: Path) -> Path:
-    """A few files laid out as All-Age-Faces' (`aglined faces/%05dA%02d.jpg`), made from UTKFace chips:
-    two women and a man, a byte-identical copy with the same age, one with another age, a stray name."""
-    folder = root / "aglined faces"
-    folder.mkdir(parents=True)
-    a, b, c = sorted(utkface_dir.iterdir())[:3]
-    shutil.copy(a, folder / "00012A25.jpg")
-    shutil.copy(a, folder / "00013A25.jpg")  # same bytes, same age: one kept
-    shutil.copy(b, folder / "07380A41.jpg")  # the last woman's serial number
-    shutil.copy(b, folder / "07381A43.jpg")  # same bytes, another age: both dropped
-    shutil.copy(c, folder / "12000A07.jpg")  # a man
-    shutil.copy(c, folder / "notes.jpg")  # not an AAF name
-    return root
-
-
 def test_aaf_index_reads_age_and_gender_from_the_name_and_states_the_sets_ethnicity(utkface_dir, tmp_path):
-    root = _aaf_folder(utkface_dir, tmp_path / "aaf")
+    root = aaf_folder(utkface_dir, tmp_path / "aaf")
     faces, report = index_folder(root, source="aaf")
     assert (report.files, report.unparsable, report.duplicates_dropped, report.conflicts_dropped) == (6, 1, 1, 2)
     assert [(f.path, f.age, f.gender) for f in faces] == [

@@ -8,8 +8,8 @@ import shutil
 import numpy as np
 import pytest
 
+from app.faces.crop import crop_whole, read_rgb
 from model_training import efficientnet_lite
-from model_training.crop import crop_whole, read_rgb
 from model_training.efficientnet_lite import EfficientNetLite, EfficientNetLite0, imagenet_weights, stages
 from model_training.model import build_backbone
 

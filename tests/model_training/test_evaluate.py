@@ -8,9 +8,9 @@ from dataclasses import replace
 import numpy as np
 import pytest
 
+from harness.data import MANIFEST
 from model_training.dataset import read_manifest
 from model_training.evaluate import evaluate
-from tests.conftest import MANIFEST
 
 
 def test_evaluate_writes_metrics_report_and_plots(tiny_model_dir, utkface_dir, tmp_path):

@@ -7,11 +7,11 @@ from pathlib import Path
 
 import numpy as np
 
+from app.faces.crop import crop_whole, read_rgb
+from app.model.model_dir import AgeModel
+from harness.data import MANIFEST
 from model_training.config import load_recipe
-from model_training.crop import crop_whole, read_rgb
 from model_training.dataset import read_manifest
-from model_training.model_dir import AgeModel
-from tests.conftest import MANIFEST
 
 
 def test_export_writes_the_contract(tiny_model_dir):
@@ -110,10 +110,10 @@ def test_an_ensemble_exports_as_one_graph_of_its_members_mean(tiny_run, tiny_mod
 
     import pytest
 
+    from app.model.distribution import calibrated
+    from harness.data import CROPS
     from model_training.__main__ import main
-    from model_training.distribution import calibrated
     from model_training.export import trained_model
-    from tests.conftest import CROPS
 
     other = tmp_path / "other-run"  # a second, different network: the tiny run with its head changed
     shutil.copytree(tiny_run, other)

@@ -5,11 +5,11 @@ import numpy as np
 import pytest
 from keras import layers
 
-from model_training.crop import crop_whole, read_rgb
+from app.faces.crop import crop_whole, read_rgb
+from app.model.model_dir import AgeModel
+from harness.data import MANIFEST
 from model_training.dataset import read_manifest
 from model_training.model import WeightsUnavailable, build_backbone, build_model, set_trainable
-from model_training.model_dir import AgeModel
-from tests.conftest import MANIFEST
 
 
 @pytest.fixture(scope="module")
@@ -66,7 +66,7 @@ def test_missing_weights_file_is_a_clear_error(tmp_path):
 
 
 def test_smoothing_in_the_graph_is_the_numpy_kernel(model, tiny_recipe):
-    from model_training.distribution import calibrated, smoothing_kernel
+    from app.model.distribution import calibrated, smoothing_kernel
     from model_training.model import with_temperature
 
     ages = np.array(tiny_recipe.ages, np.float64)

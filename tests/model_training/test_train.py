@@ -11,11 +11,11 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from harness.data import MANIFEST
 from model_training.config import Stage
 from model_training.dataset import ADULTS, read_manifest
 from model_training.run_dir import MONITOR, best_epoch
 from model_training.train import train
-from tests.conftest import MANIFEST
 
 
 def test_run_folder_records_config_history_and_curves(tiny_run):

@@ -6,7 +6,7 @@ import json
 import subprocess
 import sys
 
-from tests.conftest import REPO
+from harness.data import REPO
 
 
 def test_compare_runs_scores_a_run_a_stage_and_their_ensemble(tiny_run, tmp_path):

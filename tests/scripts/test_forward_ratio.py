@@ -6,7 +6,7 @@ import json
 import subprocess
 import sys
 
-from tests.conftest import REPO
+from harness.data import REPO
 
 
 def run(*args: str) -> subprocess.CompletedProcess:

@@ -8,9 +8,9 @@ import sys
 import h5py
 import numpy as np
 
+from harness.data import REPO
 from model_training.model import build_model, warm_start
 from model_training.run_dir import load_config
-from tests.conftest import REPO
 
 
 def test_strip_keeps_every_weight_and_drops_the_optimizer(tiny_run, tmp_path):
