@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 import shutil
-from datetime import UTC, datetime
 from pathlib import Path
 
 import keras
@@ -15,12 +14,13 @@ from app.faces.crop import spec_from_dict
 from app.model.distribution import INTERVAL_MASS, calibrated, covered, fit_temperature
 from app.model.model_dir import CARD, ONNX, SAVED_MODEL, TRAINING, AgeModel, read_card
 from model_training.aligned import check_template
+from model_training.card import REPO, model_card, portable, training_record, warm_start_record
 from model_training.config import Recipe, recipe_from_dict
 from model_training.dataset import Face, file_sha256, read_manifest
 from model_training.evaluate import compute_metrics, load_chips
 from model_training.model import build_model, ensemble, warm_start, with_temperature
 from model_training.pipeline import make_dataset
-from model_training.run_dir import CONFIG, MONITOR, RECORD, best_epoch, limit, load_config, locate, read_history
+from model_training.run_dir import MONITOR, RECORD, best_epoch, load_config, locate, read_history
 
 PARITY_TOLERANCE = 1e-5  # on probabilities; relative on the expected age
 
@@ -101,58 +101,6 @@ def set_crops(model_dir: Path, crops: dict[str, dict], version: str | None = Non
     return card
 
 
-REPO = Path(__file__).resolve().parents[1]
-PATHS = {"weights", "manifest", "data_root", "warm_start"}  # the recipe's file paths
-
-
-def portable(path: str | None) -> str | None:
-    """A path as the card may show it: relative to the repository (as recipes write them), never
-    the absolute path of the machine that trained the model."""
-    if not path or not Path(path).is_absolute():
-        return path
-    resolved = Path(path).resolve()
-    return str(resolved.relative_to(REPO)) if resolved.is_relative_to(REPO) else resolved.name
-
-
-def training_record(run_dir: Path) -> dict:
-    """How a run was made, for the card: its recipe, data, epochs and best epoch, and, where it
-    started from another trained network, that network's record too, so a model whose last run
-    was a short one (a head refit, a prior stage) still says how all of it was made."""
-    recipe = load_config(run_dir)
-    history = read_history(run_dir)
-    best = best_epoch(history, recipe)
-    manifest = read_manifest(Path(recipe.manifest))
-    record = {
-        "recipe": {k: portable(v) if k in PATHS else v for k, v in recipe.to_dict().items()},
-        "init_weights": portable(recipe.weights),
-        "manifest": portable(recipe.manifest),
-        "manifest_sha256": file_sha256(Path(recipe.manifest)),
-        "counts": {s: sum(f.split == s for f in manifest) for s in ("train", "val", "test")},
-        "limit": limit(run_dir),
-        "epochs": {s.name: sum(r["stage"] == s.name for r in history) for s in recipe.stages},
-        "best_epoch": best and {"stage": best["stage"], "epoch": int(best["epoch"])},
-    }
-    # a run restarting from its own stage file is one run, already recorded above
-    if recipe.warm_start and Path(recipe.warm_start).resolve().parent != run_dir.resolve():
-        record["warm_start_from"] = warm_start_record(Path(recipe.warm_start))
-    return record
-
-
-def warm_start_record(source: Path) -> dict:
-    """What a warm start started from: a model directory's name, version and training record, or a
-    run's weights file with that run's record (when its run folder is still there), or the bare
-    file with its digest."""
-    if (source / CARD).exists():
-        card = read_card(source)
-        return {"model": card.get("name"), "version": card.get("version"), "training": card.get("training")}
-    if not source.is_file():
-        return {"weights": portable(str(source)), "missing": True}
-    record = {"weights": portable(str(source)), "sha256": file_sha256(source)}
-    if (source.parent / CONFIG).exists():
-        record["run"] = training_record(source.parent)
-    return record
-
-
 def trained_model(source: Path) -> tuple[str, Recipe, keras.Model]:
     """(label, recipe, Keras model with its raw softmax) of a model directory (its SavedModel's
     weights, with the recipe its card records), a run folder (its best weights) or one weights
@@ -171,22 +119,6 @@ def trained_model(source: Path) -> tuple[str, Recipe, keras.Model]:
     model = build_model(recipe, weights="none")
     model.load_weights(weights)
     return label, recipe, model
-
-
-def preprocessing(normalizations: list[str]) -> str:
-    """The card's account of what a caller feeds the graph and how a crop is made."""
-    names = " and ".join(f"'{n}'" for n in normalizations)
-    one = len(normalizations) == 1
-    inside = f"backbone's {names} normalisation is" if one else f"backbones' {names} normalisations are"
-    return (
-        "Input: RGB 0..255 float32, a face crop of input_size x input_size. Crop (crops[detector], for the "
-        "detector that found the face): with a landmark template (yunet), the rotation, uniform scale and "
-        "shift that map the face's five landmarks (least squares) onto template * input_size, warped "
-        "bilinearly (a face over twice the output first shrunk by area averaging); with a box crop (dnn, "
-        "haar), the square of side = scale * max(box width, height), centre moved by (shift_x * width, "
-        "shift_y * height) from the box's centre, resized (area averaging when shrinking, bilinear when "
-        f"growing). Either way the border is replicated outside the image. The {inside} inside the graph."
-    )
 
 
 def write_model_dir(model: keras.Model, out_dir: Path, recipe: Recipe, card: dict, log=print) -> None:
@@ -247,19 +179,8 @@ def export(
     _fresh(out_dir)
     _copy_record(run_dir, out_dir / TRAINING)
     best = best_epoch(read_history(run_dir), recipe)
-    card = {
-        "name": name or recipe.name,
-        "version": version,
-        "backbone": recipe.backbone,
-        "input_size": recipe.input_size,
-        "ages": recipe.ages,
-        "crops": crops,
-        "preprocessing": preprocessing([recipe.normalization]),
-        "training": training_record(run_dir),
-        "calibration": calibration,
-        "metrics": {"validation": {"mae": float(best[MONITOR])} if best else {}},
-        "created": datetime.now(UTC).isoformat(timespec="seconds"),
-    }
+    validation = {"mae": float(best[MONITOR])} if best else {}
+    card = model_card(name or recipe.name, version, [recipe], crops, training_record(run_dir), calibration, validation)
     write_model_dir(model, out_dir, recipe, card, log)
     return card
 
@@ -297,25 +218,15 @@ def export_ensemble(
         _copy_record(
             source / TRAINING if (source / CARD).is_file() else locate(source)[0], out_dir / TRAINING / f"member-{i}"
         )
-    card = {
-        "name": name,
-        "version": version,
-        "backbone": " + ".join(member.backbone for _, member, _ in members),
-        "input_size": recipe.input_size,
-        "ages": recipe.ages,
-        "crops": crops,
-        "preprocessing": preprocessing([member.normalization for _, member, _ in members]),
-        "training": {
-            "method": "the mean of the members' softmax distributions, then one temperature and the first "
-            "member's output smoothing; each member as it was trained (training/member-N/)",
-            "members": [warm_start_record(Path(source)) for source in sources],
-            "manifest": portable(recipe.manifest),
-            "manifest_sha256": file_sha256(Path(recipe.manifest)),
-        },
-        "calibration": calibration,
-        "metrics": {"validation": validation_metrics(faces, raw, recipe, calibration["temperature"])},
-        "created": datetime.now(UTC).isoformat(timespec="seconds"),
+    training = {
+        "method": "the mean of the members' softmax distributions, then one temperature and the first "
+        "member's output smoothing; each member as it was trained (training/member-N/)",
+        "members": [warm_start_record(Path(source)) for source in sources],
+        "manifest": portable(recipe.manifest),
+        "manifest_sha256": file_sha256(Path(recipe.manifest)),
     }
+    validation = validation_metrics(faces, raw, recipe, calibration["temperature"])
+    card = model_card(name, version, [m for _, m, _ in members], crops, training, calibration, validation)
     write_model_dir(model, out_dir, recipe, card, log)
     return card
 

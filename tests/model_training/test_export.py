@@ -79,8 +79,8 @@ def test_export_with_output_smoothing_runs_alike_in_both_runtimes(tiny_run, utkf
 def test_the_card_records_what_a_warm_started_run_started_from(tiny_run, tiny_model_dir, tmp_path):
     import shutil
 
+    from model_training.card import training_record
     from model_training.dataset import file_sha256
-    from model_training.export import training_record
 
     def copy_run(name: str, warm_start: str) -> Path:
         run = tmp_path / name
