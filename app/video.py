@@ -142,8 +142,10 @@ class Tracker:
     def update(self, t: float, faces: list[FaceResult]) -> list[int]:
         """Each face's track id, in the faces' order."""
         alive = [k for k in self.tracks if t - k.last[0] <= self.max_gap]
+        # the best overlap first; a tie goes to the older track, then the first face (as on the page)
         pairs = sorted(
-            ((iou(k.last[1].box, f.box), i, j) for i, k in enumerate(alive) for j, f in enumerate(faces)), reverse=True
+            ((iou(k.last[1].box, f.box), i, j) for i, k in enumerate(alive) for j, f in enumerate(faces)),
+            key=lambda pair: (-pair[0], pair[1], pair[2]),
         )
         ids: list[int | None] = [None] * len(faces)
         taken: set[int] = set()

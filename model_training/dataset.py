@@ -45,7 +45,7 @@ AAF_ETHNICITY = "mostly Asian"  # as the data set states it, for the whole set: 
 GENDERS = ("male", "female")  # UTKFace's codes 0, 1
 ETHNICITIES = ("White", "Black", "Asian", "Indian", "Others")  # UTKFace's codes 0..4
 UNKNOWN = "unknown"
-ADULTS = (30, 69)  # the ages where a bias by ethnicity was found (issue: Model 2.0)
+ADULTS = (30, 69)  # the ages where a bias by ethnicity was found (Model 2.0)
 BANDS = [(lo, lo + 9, f"{lo}-{lo + 9}") for lo in range(0, 70, 10)] + [(70, 10_000, "70+")]  # (lo, hi, name)
 
 

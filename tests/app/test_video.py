@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import shutil
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -60,3 +61,29 @@ def test_the_tracker_keeps_a_person_across_a_short_gap_and_not_a_long_one(estima
     assert tracker.update(1.2, [face(420), face(120)]) == [1, 0]  # ... and still themselves
     assert tracker.update(3.0, [face(420)]) == [2]  # gone for 1.8 s: someone new
     assert iou(Box(0, 0, 10, 10), Box(5, 0, 10, 10)) == pytest.approx(50 / 150)
+
+
+TRACKER_CASES = json.loads((Path(__file__).parents[1] / "data" / "tracker_cases.json").read_text())
+
+
+def first_seen_order(ids: list[list[int]]) -> list[list[int]]:
+    """Track ids renumbered from 0 in order of first appearance (the page numbers from 1)."""
+    order: dict[int, int] = {}
+    return [[order.setdefault(i, len(order)) for i in frame] for frame in ids]
+
+
+@pytest.mark.parametrize("case", TRACKER_CASES["cases"], ids=lambda c: c["name"])
+def test_the_tracker_gives_the_shared_cases_answers(case):
+    from app.estimator import FaceResult
+    from app.model.distribution import summarize
+    from app.video import MAX_GAP, MIN_IOU
+
+    assert (MIN_IOU, MAX_GAP) == (TRACKER_CASES["min_iou"], TRACKER_CASES["max_gap"])
+    p = np.full(101, 1 / 101)
+    summary = summarize(p, np.arange(101))
+    tracker = Tracker()
+    ids = [
+        tracker.update(frame["t"], [FaceResult(Box(*b), 0.9, None, summary, p) for b in frame["boxes"]])
+        for frame in case["frames"]
+    ]
+    assert first_seen_order(ids) == case["ids"]

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import pytest
@@ -168,3 +169,23 @@ def test_webcam_mode_follows_each_person_and_narrows_their_interval(camera_servi
         assert "webcam is off" in driver.find_element(By.ID, "status").text
     finally:
         driver.quit()
+
+
+TRACKER_CASES = json.loads((REPO / "tests" / "data" / "tracker_cases.json").read_text())
+
+
+@pytest.mark.parametrize("case", TRACKER_CASES["cases"], ids=lambda c: c["name"])
+def test_the_pages_tracker_gives_the_shared_cases_answers(browser, service, case):
+    """The webcam mode's tracker (JavaScript) against the same cases as app/video.py's."""
+    browser.get(service.url + "/")
+    ids = browser.execute_script(
+        """
+        tracks = []; nextId = 1;
+        return arguments[0].map((frame) => follow(
+          frame.boxes.map(([x, y, width, height]) => ({box: {x, y, width, height}, distribution: {probabilities: []}})),
+          frame.t * 1000).map((track) => track.id));
+        """,
+        case["frames"],
+    )
+    order: dict[int, int] = {}
+    assert [[order.setdefault(i, len(order)) for i in frame] for frame in ids] == case["ids"]

@@ -1,0 +1,1 @@
+"""dex-age's serving half: a FastAPI app that loads a model directory and estimates ages."""
