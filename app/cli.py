@@ -3,6 +3,7 @@
     dex-age serve [--host H] [--port P]          the service, as `python -m app`
     dex-age predict PATH... [--recursive] [--format csv|jsonl] [--out FILE] [--no-detect]
                     [--max-faces N] [--fps F] [--per-frame] [--model-dir DIR] [--runtime onnx|tensorflow]
+    dex-age predict PATH|URI... --ray [ADDRESS] --out DIR|URI [--actors N] [--part-files N] [--resume]
 
 `predict` writes one row per face of an image (file, face index, box, age, spread, interval,
 detection score, the five landmarks' x and y) and one per person of a video (track, first and last
@@ -10,7 +11,8 @@ time, frames used, the fused age and interval, the box at the best frame; with -
 row per person and sampled frame), one row for a file without a face and one for a file that
 cannot be read (with the API's error code); a bad file never stops the run. Exit code 0 when
 every file was read, 1 when some were not.
-Other settings (DETECTOR, TTA, ...) come from the environment, as for the service.
+With --ray the same rows (and each face's distribution) are written as Parquet parts by a pool of
+Ray actors (app.batch). Other settings (DETECTOR, TTA, ...) come from the environment, as for the service.
 """
 
 from __future__ import annotations
@@ -27,104 +29,8 @@ from concurrent.futures import Future, ThreadPoolExecutor
 from pathlib import Path
 from typing import TextIO
 
-from app.faces.detection import LANDMARKS
 from app.model.model_dir import DEFAULT_RUNTIME, RUNTIMES
-
-COLUMNS = [
-    "file",
-    "kind",  # "face" (a face of an image), "person" (a video's person, fused), "frame" (a person in one frame)
-    "face",
-    "track",
-    "time",
-    "time_first",
-    "time_last",
-    "frames",
-    "x",
-    "y",
-    "width",
-    "height",
-    "age",
-    "age_std",
-    "age_low",
-    "age_high",
-    "detection_score",
-    *(f"{name}_{axis}" for name in LANDMARKS for axis in ("x", "y")),
-    "error",
-    "detail",
-]
-
-
-def files_in(paths: list[Path], recursive: bool) -> Iterator[Path]:
-    """The files named, and those in the folders named (sorted; hidden ones skipped)."""
-    for path in paths:
-        if path.is_dir():
-            found = path.rglob("*") if recursive else path.iterdir()
-            yield from sorted(p for p in found if p.is_file() and not p.name.startswith("."))
-        else:
-            yield path  # a missing file becomes an error row
-
-
-def rows_for(estimator, path: Path, *, detect: bool, max_faces: int, video: dict) -> list[dict]:
-    """The rows of one file: its faces, or a video's people (and with video["per_frame"] their
-    frames); one error row for a file that cannot be read."""
-    from app.imaging import ImageError
-    from app.video import is_video
-
-    try:
-        if is_video(path):
-            return video_rows(estimator, path, max_faces=max_faces, **video)
-        answer = estimator.answer(path, detect=detect, max_faces=max_faces, include_distribution=False)
-    except ImageError as exc:
-        return [{"file": str(path), "error": exc.error, "detail": exc.detail}]
-    except OSError as exc:
-        return [{"file": str(path), "error": "unreadable_file", "detail": exc.strerror or "the file cannot be read"}]
-    except Exception:  # noqa: BLE001 - one odd file must not stop a run over thousands
-        return [{"file": str(path), "error": "internal_error", "detail": "the estimator failed on this file"}]
-    if not answer["faces"]:
-        return [{"file": str(path)}]
-    return [{"file": str(path), "kind": "face", "face": i, **face_row(face)} for i, face in enumerate(answer["faces"])]
-
-
-def face_row(face: dict) -> dict:
-    """A face of the JSON answer as the columns from x to the landmarks."""
-    return {
-        **face["box"],
-        "age": face["age"],
-        "age_std": face["age_std"],
-        "age_low": face["age_interval"]["low"],
-        "age_high": face["age_interval"]["high"],
-        "detection_score": None if face["detection_score"] is None else round(face["detection_score"], 4),
-        **{f"{name}_{axis}": point[axis] for name, point in (face["landmarks"] or {}).items() for axis in "xy"},
-    }
-
-
-def video_rows(estimator, path: Path, *, max_faces: int, fps: float, per_frame: bool, progress) -> list[dict]:
-    """A video's people (one row each, the box and landmarks of the best frame, the fused age), then
-    with per_frame each person's face in each sampled frame; one row when nobody was found."""
-    from app.video import predict_video
-
-    answer = predict_video(estimator, path, fps=fps, max_faces=max_faces, per_frame=per_frame, progress=progress)
-    note = answer["video"]["truncated"]
-    if note:
-        print(f"{path}: {note}", file=sys.stderr)
-    rows = []
-    for person in answer["people"]:
-        summary = {"age": person["age"], "age_std": person["age_std"], "age_interval": person["age_interval"]}
-        rows.append(
-            {
-                "file": str(path),
-                "kind": "person",
-                **{k: person[k] for k in ("track", "time_first", "time_last", "frames")},
-                "time": person["best_time"],
-                **face_row({**person["best_face"], **summary}),
-                "detail": note,
-            }
-        )
-    for frame in answer["frames"] or []:
-        rows.append(
-            {"file": str(path), "kind": "frame", "track": frame["track"], "time": frame["time"], **face_row(frame)}
-        )
-    return rows or [{"file": str(path), "detail": note}]
+from app.rows import COLUMNS, files_in, rows_for
 
 
 def in_order(work, items: Iterator, threads: int) -> Iterator:
@@ -155,13 +61,55 @@ class Writer:
             self.out.write(json.dumps(full) + "\n")
 
 
+def predict_ray(args: argparse.Namespace) -> int:
+    """`predict --ray`: the inputs scored by a pool of Ray actors into Parquet parts (app.batch)."""
+    try:
+        from app.batch import predict_on_ray, progress_line
+    except ImportError:
+        print("dex-age: --ray needs Ray: pip install 'dex-age[ray]'", file=sys.stderr)
+        return 2
+    if not args.out:
+        print("dex-age: --ray writes Parquet parts into a folder or URI: give it with --out", file=sys.stderr)
+        return 2
+    try:
+        totals = predict_on_ray(
+            list(args.paths),
+            str(args.out),
+            address=None if args.ray == "local" else args.ray,
+            actors=args.actors,
+            part_files=args.part_files,
+            resume=args.resume,
+            recursive=args.recursive,
+            model_dir=str(args.model_dir) if args.model_dir else None,
+            runtime=args.runtime,
+            detect=not args.no_detect,
+            max_faces=args.max_faces,
+            progress=progress_line if sys.stderr.isatty() else None,
+        )
+    except FileExistsError as exc:
+        print(f"dex-age: {exc}", file=sys.stderr)
+        return 2
+    if sys.stderr.isatty():
+        print(file=sys.stderr)
+    rate = totals["files"] / totals["seconds"] if totals["seconds"] else 0.0
+    print(
+        f"{totals['files']} files, {totals['faces']} faces, {totals['errors']} could not be read "
+        f"({totals['skipped']} already written; {totals['parts']} parts by {totals['actors']} actors, "
+        f"{rate:.1f} files/s after {totals['startup_seconds']:.1f} s of Ray start-up)",
+        file=sys.stderr,
+    )
+    return 1 if totals["errors"] else 0
+
+
 def predict(args: argparse.Namespace) -> int:
+    if args.ray:
+        return predict_ray(args)
     from app.config import Settings
     from app.estimator import Estimator
 
     settings = Settings(model_threads=1, **({"model_dir": args.model_dir} if args.model_dir else {}))
     estimator = Estimator.from_settings(settings, runtime=args.runtime)  # files side by side, one core each
-    paths = list(files_in(args.paths, args.recursive))
+    paths = list(files_in([Path(p) for p in args.paths], args.recursive))
     progress = sys.stderr.isatty()
 
     def in_videos() -> str:
@@ -238,16 +186,27 @@ def parser() -> argparse.ArgumentParser:
     run.add_argument("--port", type=int, help="port to listen on (PORT)")
     run.set_defaults(func=serve)
     estimate = commands.add_parser("predict", help="estimate the ages of the faces in images, videos and folders")
-    estimate.add_argument("paths", nargs="+", type=Path, metavar="PATH", help="image or video files, or folders")
+    estimate.add_argument("paths", nargs="+", metavar="PATH", help="image or video files, folders (or URIs with --ray)")
     estimate.add_argument("--recursive", "-r", action="store_true", help="also the files in sub-folders")
     estimate.add_argument("--format", choices=["csv", "jsonl"], default="csv", help="output format (default csv)")
-    estimate.add_argument("--out", "-o", type=Path, help="write here instead of standard output")
+    estimate.add_argument("--out", "-o", help="write here instead of standard output (--ray: a folder or URI)")
     estimate.add_argument("--no-detect", action="store_true", help="each file is one face crop, as is")
     estimate.add_argument("--max-faces", type=_positive, default=10, help="most faces a file, largest first")
     estimate.add_argument("--fps", type=_positive_number, help="frames a second of a video estimated (VIDEO_FPS: 4)")
     estimate.add_argument("--per-frame", action="store_true", help="videos: also a row per person and sampled frame")
     estimate.add_argument("--model-dir", type=Path, help="model directory (default: MODEL_DIR or the shipped model)")
     estimate.add_argument("--runtime", choices=list(RUNTIMES), help=f"default: MODEL_RUNTIME or {DEFAULT_RUNTIME}")
+    cluster = estimate.add_argument_group("Ray (pip install 'dex-age[ray]'): Parquet parts under --out")
+    cluster.add_argument(
+        "--ray",
+        nargs="?",
+        const="local",
+        metavar="ADDRESS",
+        help="score on Ray: a local one, or ADDRESS (auto, ray://…)",
+    )
+    cluster.add_argument("--actors", type=_positive, help="actors in the pool (default: the cluster's CPUs)")
+    cluster.add_argument("--part-files", type=_positive, default=256, help="inputs per Parquet part (default 256)")
+    cluster.add_argument("--resume", action="store_true", help="skip the inputs the parts under --out already hold")
     estimate.set_defaults(func=predict)
     return root
 

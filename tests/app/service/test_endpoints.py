@@ -20,7 +20,7 @@ def test_model_card_has_the_contract_and_the_runtime(client, tiny_model_dir):
     card = client.get("/model").json()
     on_disk = json.loads((tiny_model_dir / "model.json").read_text())
     assert {k: card[k] for k in on_disk} == on_disk
-    assert card["runtime"]["runtime"] == "tensorflow"
+    assert card["runtime"]["runtime"] == "onnx"  # the default runtime
 
 
 def test_openapi_documents_the_response(client):
