@@ -1,10 +1,10 @@
 # dex-age service: uvicorn on port 8000 serving the model shipped in models/, on ONNX Runtime.
-#   docker build -t dex-age .                                          the serving install (`pip install .`)
-#   docker build --build-arg WITH_TENSORFLOW=1 -t dex-age:tensorflow . adds the SavedModel runtime
-#                                                                      (MODEL_RUNTIME=tensorflow)
+#   docker build -t dex-age .                                     the serving install (`pip install .`)
+#   docker build --build-arg EXTRAS=tensorflow -t dex-age:tensorflow .   adds the SavedModel runtime
+#   docker build --build-arg EXTRAS=ray -t dex-age:ray .          adds Ray, for batch scoring (deploy/ray/)
 # The image holds the library and the service (app/) and the shipped models: no training code.
 FROM python:3.11-slim
-ARG WITH_TENSORFLOW=0
+ARG EXTRAS=""
 ENV PYTHONDONTWRITEBYTECODE=1 \
     PYTHONUNBUFFERED=1 \
     PIP_NO_CACHE_DIR=1 \
@@ -14,11 +14,13 @@ WORKDIR /srv/dex-age
 # Dependencies first, in their own layer, read from pyproject.toml (the one list of them).
 COPY pyproject.toml .
 RUN python -c "import tomllib, sys; p = tomllib.load(open('pyproject.toml', 'rb'))['project']; \
-extra = p['optional-dependencies']['tensorflow'] if sys.argv[1] == '1' else []; \
-print('\n'.join(p['dependencies'] + extra))" "$WITH_TENSORFLOW" > /tmp/requirements.txt \
+extras = [d for e in sys.argv[1].split(',') if e for d in p['optional-dependencies'][e]]; \
+print('\n'.join(p['dependencies'] + extras))" "$EXTRAS" > /tmp/requirements.txt \
     && pip install -r /tmp/requirements.txt \
-    && rm /tmp/requirements.txt
-# The package itself (no dependencies left to fetch), then the shipped models; all read-only to the service's user.
+    && rm /tmp/requirements.txt \
+    && if echo ",$EXTRAS," | grep -q ",ray,"; then \
+         apt-get update -qq && apt-get install -y -qq --no-install-recommends wget && rm -rf /var/lib/apt/lists/*; fi
+# (KubeRay's probes call wget.) The package itself (no dependencies left to fetch), then the shipped models; all read-only to the service's user.
 COPY README.md .
 COPY app/ app/
 RUN pip install --no-deps . && rm -rf build ./*.egg-info

@@ -14,7 +14,6 @@ from __future__ import annotations
 import argparse
 import asyncio
 import os
-import random
 import subprocess
 import sys
 import tempfile
@@ -22,32 +21,13 @@ import time
 from pathlib import Path
 
 import httpx
-from PIL import Image, ImageFilter
 
 from app.config import SHIPPED_MODEL
-from harness.loadgen import REPO, start_service, stop, wait_ready
-from model_training.dataset import SHARED_DATA, read_manifest
+from harness.loadgen import start_service, stop, wait_ready
+from harness.photos import make_folders
+from model_training.dataset import SHARED_DATA
 
 DATA = SHARED_DATA
-
-
-def make_folders(root: Path, chips: int, photos: int, seed: int = 7) -> tuple[Path, Path]:
-    test = [f for f in read_manifest(REPO / "manifests" / "utkface.csv") if f.split == "test"]
-    chip_dir, photo_dir = root / "chips", root / "photos"
-    chip_dir.mkdir()
-    photo_dir.mkdir()
-    for face in test[:chips]:
-        (chip_dir / Path(face.path).name).symlink_to(DATA / "UTKFace" / face.path)
-    rng = random.Random(seed)
-    for i in range(photos):
-        background = Image.open(DATA / "UTKFace" / rng.choice(test).path).convert("RGB")
-        canvas = background.resize((1600, 1200)).filter(ImageFilter.GaussianBlur(12))
-        for _ in range(rng.randint(1, 3)):
-            side = rng.randint(90, 400)
-            face = Image.open(DATA / "UTKFace" / rng.choice(test).path).convert("RGB").resize((side, side))
-            canvas.paste(face, (rng.randint(0, 1600 - side), rng.randint(0, 1200 - side)))
-        canvas.save(photo_dir / f"photo{i:03d}.jpg", quality=90)
-    return chip_dir, photo_dir
 
 
 def through_command(folder: Path, runtime: str) -> float:
