@@ -69,11 +69,11 @@ def main() -> None:
             ray, ray_ages, summary = ray_mode(photos, args.model_dir, Path(tmp) / "out")
             startup = float(re.search(r"after ([\d.]+) s of Ray start-up", summary).group(1))
             same = {k: f"{float(v):g}" if v else "" for k, v in plain_ages.items()} == ray_ages
+            rates = (args.photos / plain, args.photos / ray, args.photos / (ray - startup))
             print(
-                f"round {r + 1}: folder mode {args.photos / plain:.2f} files/s ({plain:.1f} s); "
-                f"Ray {args.photos / ray:.2f} files/s ({ray:.1f} s, of which {startup:.1f} s Ray start-up; {args.photos / (ray - startup):.2f} "
-                f"files/s without it); ratio {plain / ray:.3f} ({plain / (ray - startup):.3f} without start-up); "
-                f"same ages: {same}"
+                f"round {r + 1}: folder mode {rates[0]:.2f} files/s ({plain:.1f} s); Ray {rates[1]:.2f} files/s "
+                f"({ray:.1f} s, of which {startup:.1f} s Ray start-up; {rates[2]:.2f} files/s without it); "
+                f"ratio {rates[1] / rates[0]:.3f} ({rates[2] / rates[0]:.3f} without start-up); same ages: {same}"
             )
             print(f"  Ray's summary: {summary}")
 
