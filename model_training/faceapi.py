@@ -40,7 +40,7 @@ LICENSE = "MIT"
 # landmarks: the share of the crop's side cut around its centre, and the centre's shift down as a
 # share of the side, before resizing to 112 px. Chosen on both sources' validation splits
 # (scripts/faceapi_framing.py; docs/experiments.md, Model 6.0).
-FRAMING = {"side": 0.8, "shift_y": 0.0}
+FRAMING = {"side": 0.9, "shift_y": 0.0}
 
 
 def read_weights(folder: Path = WEIGHTS_DIR) -> dict[str, np.ndarray]:
