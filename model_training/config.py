@@ -106,6 +106,15 @@ class Recipe:
     smooth_sigma: float = 0.0
     smooth_sigma_per_year: float = 0.0
     augment: Augment = field(default_factory=Augment)
+    # distillation (model_training.distill): a teacher model directory ("" : none) whose distribution
+    # on each of `distill_views` fixed views of every training face is mixed into the target with
+    # weight `distill_weight`, and face-api.js's age on the same view, as a Gaussian of σ
+    # `faceapi_sigma` years, with weight `faceapi_weight`; the label keeps the rest
+    distill_teacher: str = ""
+    distill_views: int = 4
+    distill_weight: float = 0.0
+    faceapi_weight: float = 0.0
+    faceapi_sigma: float = 6.0
     stages: tuple[Stage, ...] = ()
 
     @property
@@ -149,6 +158,12 @@ def recipe_from_dict(data: dict) -> Recipe:
         raise ValueError(f"group_by must be one of {GROUP_BY}, not {recipe.group_by!r}")
     if recipe.sampling not in SAMPLINGS:
         raise ValueError(f"sampling must be one of {SAMPLINGS}, not {recipe.sampling!r}")
+    if min(recipe.distill_weight, recipe.faceapi_weight) < 0 or recipe.distill_weight + recipe.faceapi_weight > 1:
+        raise ValueError("distill_weight and faceapi_weight must not be negative, nor sum past 1")
+    if (recipe.distill_weight + recipe.faceapi_weight > 0) != bool(recipe.distill_teacher) or recipe.distill_views < 1:
+        raise ValueError("a distilling recipe names its teacher, at least one view, and a positive teacher weight")
+    if recipe.distill_teacher and recipe.sampling != "plain":
+        raise ValueError("a distilling recipe samples plainly (every face's views were labelled once)")
     for i, stage in enumerate(recipe.stages):
         if stage.train not in TRAINS:
             raise ValueError(f"stage {stage.name}: train must be one of {TRAINS}, not {stage.train!r}")

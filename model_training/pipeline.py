@@ -150,6 +150,8 @@ def make_dataset(
     Training batches follow the recipe's sampling: shuffled once per epoch ("plain"), or drawn with
     replacement by `balanced_weights` (the "balanced" ones, as many draws per epoch as there are faces).
     """
+    if training and recipe.distill_teacher:
+        return distilled_dataset(faces, data_root, recipe, batch_size)
     size, augment = recipe.input_size, recipe.augment if training else None
     paths = tf.constant([str(Path(data_root) / f.path) for f in faces])
     target = {name: tf.constant(values) for name, values in targets(faces, recipe).items()}
@@ -182,4 +184,42 @@ def make_dataset(
         return image, {name: values[i] for name, values in target.items()}
 
     ds = ds.map(load, num_parallel_calls=AUTOTUNE, deterministic=not training)
+    return ds.batch(batch_size or recipe.batch_size).prefetch(AUTOTUNE)
+
+
+def distilled_dataset(
+    faces: list[Face], data_root: Path, recipe: Recipe, batch_size: int | None = None
+) -> tf.data.Dataset:
+    """Training batches for a distilling recipe: each face meets one of its labelled views at random
+    (distill.augmented_view, every augmentation included), with the target mixed from its label and
+    the teachers' answers for those very pixels (distill's module docstring)."""
+    from model_training import distill
+
+    views, size = recipe.distill_views, recipe.input_size
+    folder = distill.labels_dir(faces, recipe.augment, size, Path(recipe.distill_teacher))
+    teacher, faceapi = distill.read_labels(folder, len(faces), views)
+    label = targets(faces, recipe)
+    ages = np.array(recipe.ages, np.float32)
+    w_t, w_f = recipe.distill_weight, recipe.faceapi_weight
+    mixed = (1 - w_t - w_f) * label["probabilities"][None] + w_t * teacher.astype(np.float32)
+    if w_f > 0:
+        mixed = mixed + w_f * distill.gaussian_targets(faceapi, ages, recipe.faceapi_sigma)
+    mixed = tf.constant(mixed / mixed.sum(axis=-1, keepdims=True))
+    seeds = tf.constant([[distill.view_seed(f, v) for f in faces] for v in range(views)], tf.int64)
+    paths = tf.constant([str(Path(data_root) / f.path) for f in faces])
+    expected = tf.constant(label["expected_age"])
+    augment = recipe.augment
+
+    def load(i):
+        view = tf.random.uniform([], 0, views, dtype=tf.int64)
+        image = tf.numpy_function(
+            lambda p, s: distill.augmented_view(read_rgb(p.decode()), int(s), augment, size),
+            [paths[i], seeds[view, i]],
+            tf.uint8,
+        )
+        image = tf.cast(tf.ensure_shape(image, (size, size, 3)), tf.float32)
+        return image, {"probabilities": mixed[view, i], "expected_age": expected[i]}
+
+    ds = tf.data.Dataset.range(len(faces)).shuffle(len(faces), seed=recipe.seed, reshuffle_each_iteration=True)
+    ds = ds.map(load, num_parallel_calls=AUTOTUNE, deterministic=False)
     return ds.batch(batch_size or recipe.batch_size).prefetch(AUTOTUNE)

@@ -241,6 +241,18 @@ def train(
     train_faces = _sample([f for f in faces if f.split == "train"], limit, recipe.seed)
     val_faces = _sample([f for f in faces if f.split == "val"], limit and max(limit // 4, 8), recipe.seed)
     log(f"train {len(train_faces)} faces, val {len(val_faces)} faces, input {recipe.input_size}px")
+    if recipe.distill_teacher:  # the teachers label every view first (resumable; model_training.distill)
+        from model_training.distill import label_views
+
+        label_views(
+            train_faces,
+            Path(recipe.data_root),
+            recipe.augment,
+            recipe.input_size,
+            recipe.distill_views,
+            Path(recipe.distill_teacher),
+            log=log,
+        )
     train_sets: dict[tuple, tf.data.Dataset] = {}  # built when a stage first needs one
     val_ds = make_dataset(val_faces, Path(recipe.data_root), recipe, training=False)
 
