@@ -27,8 +27,8 @@ from pathlib import Path
 import cv2
 import numpy as np
 
+from app.faces.crop import crop_square, read_rgb
 from model_training.config import Augment
-from model_training.crop import crop_square, read_rgb
 from model_training.dataset import Face
 from model_training.pipeline import degrade
 
@@ -95,8 +95,8 @@ def label_views(
     of face-api's age). Files already written are kept: a stopped labelling resumes. Returns the folder."""
     from concurrent.futures import ThreadPoolExecutor
 
+    from app.model.model_dir import AgeModel
     from model_training.faceapi import FRAMING, build_age_net, faceapi_input
-    from model_training.model_dir import AgeModel
 
     out = labels_dir(faces, augment, size, teacher, cache)
     out.mkdir(parents=True, exist_ok=True)

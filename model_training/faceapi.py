@@ -22,7 +22,7 @@ from pathlib import Path
 import keras
 import numpy as np
 
-from model_training.crop import crop_square
+from app.faces.crop import crop_square
 
 WEIGHTS_DIR = Path(__file__).parent / "weights" / "faceapi"
 MANIFEST = "age_gender_model-weights_manifest.json"

@@ -18,8 +18,8 @@ from pathlib import Path
 
 import numpy as np
 
+from app.faces.crop import read_rgb
 from model_training.aligned import MANIFEST
-from model_training.crop import read_rgb
 from model_training.dataset import read_manifest
 from model_training.faceapi import build_age_net, faceapi_input
 

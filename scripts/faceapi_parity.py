@@ -20,10 +20,10 @@ from pathlib import Path
 import cv2
 import numpy as np
 
+from app.faces.crop import align_face, read_rgb
+from app.faces.detectors import make_detector
 from model_training.aligned import MANIFEST, load_template
-from model_training.crop import align_face, read_rgb
 from model_training.dataset import TEST_IMAGES, read_manifest
-from model_training.detect import make_detector
 from model_training.faceapi import FRAMING, PACKAGE, build_age_net, faceapi_input
 
 HERE = Path(__file__).resolve().parent

@@ -73,3 +73,25 @@ def test_the_deployment_fits_the_service():
         assert selector.items() <= labels.items()
     assert r["HorizontalPodAutoscaler"]["spec"]["scaleTargetRef"]["name"] == r["Deployment"]["metadata"]["name"]
     assert container["envFrom"][0]["configMapRef"]["name"] == r["ConfigMap"]["metadata"]["name"]
+
+
+def test_the_rayjob_runs_the_cli_on_the_cluster_with_the_ray_image():
+    import shlex
+
+    from app.cli import parser
+
+    job = yaml.safe_load((ROOT.parent / "ray" / "rayjob.yaml").read_text())
+    assert job["apiVersion"] == "ray.io/v1" and job["kind"] == "RayJob"
+    argv = shlex.split(job["spec"]["entrypoint"])
+    assert argv[:2] == ["dex-age", "predict"]
+    args = parser().parse_args(argv[1:])
+    assert args.ray == "auto" and args.out.startswith("s3://") and args.resume
+    cluster = job["spec"]["rayClusterSpec"]
+    pods = [cluster["headGroupSpec"]["template"]] + [g["template"] for g in cluster["workerGroupSpecs"]]
+    for pod in pods:
+        (container,) = pod["spec"]["containers"]
+        assert container["image"].endswith("dex-age:ray")
+        env = {e["name"]: e["value"] for e in container["env"]}
+        assert env["MODEL_DIR"] == "/srv/dex-age/models/dex-age"  # where the Dockerfile puts the shipped model
+        assert any(m["mountPath"] == "/tmp" for m in container["volumeMounts"])  # Ray's writable folder
+    assert cluster["headGroupSpec"]["rayStartParams"]["num-cpus"] == "0"

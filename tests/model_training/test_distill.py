@@ -6,9 +6,9 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from app.faces.crop import read_rgb
 from model_training import distill
 from model_training.config import Augment, load_recipe, recipe_from_dict
-from model_training.crop import read_rgb
 from model_training.dataset import TEST_IMAGES, Face
 
 
