@@ -136,9 +136,9 @@ def load(
     return asyncio.run(_load(url, files, requests, concurrency, params or {}, headers or {}))
 
 
-def failed_start(model_dir: Path, tmp_path: Path) -> tuple[int, str]:
-    """Start the service on `model_dir` expecting it to stop: its exit code and its log."""
-    service = start_service(model_dir, tmp_path / "service.log")
+def failed_start(model_dir: Path, tmp_path: Path, **env: str) -> tuple[int, str]:
+    """Start the service on `model_dir` (with `env`) expecting it to stop: its exit code and its log."""
+    service = start_service(model_dir, tmp_path / "service.log", **env)
     try:
         code = service.process.wait(120)
     except subprocess.TimeoutExpired:

@@ -21,6 +21,8 @@ fi
 python3 -m venv .venv
 . .venv/bin/activate
 pip install -q --upgrade pip
-pip install -q -e ".[dev]"
+# editable_mode=compat puts the checkout on sys.path: model_training/ and harness/ are not installed
+# packages (the serving install holds app/ alone), and scripts/ and `python -m model_training` need them
+pip install -q -e ".[dev]" --config-settings editable_mode=compat
 ruff check .
 python -m pytest "$@"

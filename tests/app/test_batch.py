@@ -37,8 +37,10 @@ def files(test_images, tmp_path_factory) -> Path:
     return root
 
 
-def _folder_rows(files: Path, model_dir: Path) -> list[dict]:
-    done = dex_age_predict(str(files), "--recursive", model_dir=model_dir)
+@pytest.fixture(scope="module")
+def folder_rows(files, tiny_model_dir) -> list[dict]:
+    """What the folder mode writes for the same files (CSV)."""
+    done = dex_age_predict(str(files), "--recursive", model_dir=tiny_model_dir)
     assert done.returncode == 1, done.stderr  # two files cannot be read
     return list(csv.DictReader(io.StringIO(done.stdout)))
 
@@ -72,7 +74,7 @@ def _same_as_folder_mode(ray_rows: list[dict], folder_rows: list[dict]) -> None:
             assert float(np.dot(row["distribution"], ages)) == pytest.approx(row["age"], abs=0.05)
 
 
-def test_ray_writes_every_file_as_the_folder_mode_does(files, tiny_model_dir, tmp_path):
+def test_ray_writes_every_file_as_the_folder_mode_does(files, folder_rows, tiny_model_dir, tmp_path):
     out = tmp_path / "out"
     done = dex_age_predict(str(files), "--recursive", "--ray", "--out", str(out), "--part-files", "5",
                            model_dir=tiny_model_dir)  # fmt: skip
@@ -80,12 +82,12 @@ def test_ray_writes_every_file_as_the_folder_mode_does(files, tiny_model_dir, tm
     assert "20 files, " in done.stderr and "2 could not be read" in done.stderr
     assert len(list(out.glob("part-*.parquet"))) == 4  # 20 files, 5 a part
     rows = _parquet_rows(out)
-    _same_as_folder_mode(rows, _folder_rows(files, tiny_model_dir))
+    _same_as_folder_mode(rows, folder_rows)
     errors = {r["file"]: r["error"] for r in rows if r["error"]}
     assert errors == {str(files / "cut.jpg"): "corrupt_image", str(files / "notes.txt"): "not_an_image"}
 
 
-def test_an_actor_killed_mid_run_loses_and_repeats_nothing(files, tiny_model_dir, tmp_path):
+def test_an_actor_killed_mid_run_loses_and_repeats_nothing(files, folder_rows, tiny_model_dir, tmp_path):
     out = tmp_path / "out"
     command = [DEX_AGE, "predict", str(files), "--recursive", "--ray", "--out", str(out), "--part-files", "1",
                "--model-dir", str(tiny_model_dir), "--runtime", "onnx"]  # fmt: skip
@@ -103,10 +105,10 @@ def test_an_actor_killed_mid_run_loses_and_repeats_nothing(files, tiny_model_dir
     assert killed is not None, "no actor was running to kill"
     assert job.returncode == 1, stderr
     assert len(list(out.glob("part-*.parquet"))) == 20
-    _same_as_folder_mode(_parquet_rows(out), _folder_rows(files, tiny_model_dir))
+    _same_as_folder_mode(_parquet_rows(out), folder_rows)
 
 
-def test_resume_skips_what_is_written_and_a_used_folder_needs_it(files, tiny_model_dir, tmp_path):
+def test_resume_skips_what_is_written_and_a_used_folder_needs_it(files, folder_rows, tiny_model_dir, tmp_path):
     out = tmp_path / "out"
     first = dex_age_predict(str(files / "more"), "--ray", "--out", str(out), "--part-files", "4",
                             model_dir=tiny_model_dir)  # fmt: skip
@@ -119,4 +121,4 @@ def test_resume_skips_what_is_written_and_a_used_folder_needs_it(files, tiny_mod
     assert resumed.returncode == 1, resumed.stderr
     assert "9 already written" in resumed.stderr and "11 files, " in resumed.stderr
     assert all(p.read_bytes() == data for p, data in written.items())  # the first run's parts stay
-    _same_as_folder_mode(_parquet_rows(out), _folder_rows(files, tiny_model_dir))
+    _same_as_folder_mode(_parquet_rows(out), folder_rows)

@@ -3,6 +3,8 @@
 import json
 import shutil
 
+import pytest
+
 from harness.loadgen import failed_start, start_service
 
 
@@ -40,14 +42,15 @@ def test_missing_model_dir_stops_startup_with_one_clear_line(tmp_path):
     assert "Traceback" not in log
 
 
-def test_broken_model_dir_stops_startup(tmp_path, tiny_model_dir):
+@pytest.mark.parametrize(("runtime", "file"), [("onnx", "model.onnx"), ("tensorflow", "saved_model/saved_model.pb")])
+def test_broken_model_dir_stops_startup(tmp_path, tiny_model_dir, runtime, file):
     broken = tmp_path / "broken"
     shutil.copytree(tiny_model_dir, broken)
-    (broken / "saved_model" / "saved_model.pb").write_bytes(b"not a model")
-    code, log = failed_start(broken, tmp_path)
+    (broken / file).write_bytes(b"not a model")
+    code, log = failed_start(broken, tmp_path, MODEL_RUNTIME=runtime)
     assert code == 1
     errors = [line for line in log.splitlines() if "ERROR" in line]
-    assert len(errors) == 1 and str(broken) in errors[0] and "cannot load saved_model" in errors[0]
+    assert len(errors) == 1 and str(broken) in errors[0] and f"cannot load {file.split('/')[0]}" in errors[0]
     assert "Traceback" not in log
 
 
