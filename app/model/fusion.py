@@ -22,7 +22,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from app.model.distribution import covered
+from app.model.distribution import INTERVAL_MASS, covered
 
 FLOOR = 1e-12  # a frame's probability of an age, at least: one frame's zero must not veto an age
 
@@ -59,7 +59,7 @@ class Fusion:
 
 
 def coverage(
-    sequences: list[np.ndarray], true_ages: np.ndarray, ages: np.ndarray, fusion: Fusion, mass: float = 0.9
+    sequences: list[np.ndarray], true_ages: np.ndarray, ages: np.ndarray, fusion: Fusion, mass: float = INTERVAL_MASS
 ) -> float:
     """Share of sequences whose fused central interval of `mass` holds the true age."""
     fused = np.stack([fusion.fuse(s) for s in sequences])
@@ -80,7 +80,7 @@ def _bisect(ok, lo: float, hi: float, steps: int = 30) -> float:
 
 def fit(
     frames: list[np.ndarray], sequences: list[np.ndarray], true_frames: np.ndarray, true_sequences: np.ndarray,
-    ages: np.ndarray, mass: float = 0.9,
+    ages: np.ndarray, mass: float = INTERVAL_MASS,
 ) -> Fusion:  # fmt: skip
     """s: the largest softening ≤ 1 whose one-frame intervals hold the true age for `mass` of
     `frames` (each [1, ages]); then ρ: the smallest in [0, 1] whose fused intervals of `sequences`

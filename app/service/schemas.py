@@ -2,32 +2,39 @@
 
 from __future__ import annotations
 
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, ConfigDict, Field
 
 
-class ModelRef(BaseModel):
+class Answer(BaseModel):
+    """What the library answers (app.estimator writes these dicts): a key the schema does not
+    promise is refused, so the two descriptions of the response cannot drift apart."""
+
+    model_config = ConfigDict(extra="forbid")
+
+
+class ModelRef(Answer):
     name: str
     version: str
 
 
-class ImageInfo(BaseModel):
+class ImageInfo(Answer):
     width: int
     height: int
 
 
-class BoxOut(BaseModel):
+class BoxOut(Answer):
     x: int
     y: int
     width: int
     height: int
 
 
-class Point(BaseModel):
+class Point(Answer):
     x: float
     y: float
 
 
-class Landmarks(BaseModel):
+class Landmarks(Answer):
     """The five points YuNet finds, in the uploaded image's pixels (after EXIF rotation). "right" and
     "left" are the person's: their right eye is on the left of a frontal photo."""
 
@@ -38,18 +45,18 @@ class Landmarks(BaseModel):
     mouth_left: Point = Field(description="the left corner of the mouth")
 
 
-class AgeInterval(BaseModel):
+class AgeInterval(Answer):
     low: int = Field(description="youngest age of the central interval")
     high: int = Field(description="oldest age of the central interval")
     mass: float = Field(description="probability the interval holds (at least the configured mass)")
 
 
-class Distribution(BaseModel):
+class Distribution(Answer):
     ages: list[int]
     probabilities: list[float]
 
 
-class FaceOut(BaseModel):
+class FaceOut(Answer):
     box: BoxOut = Field(description="face box in the uploaded image's pixels (after EXIF rotation)")
     detection_score: float | None = Field(
         description="the detector's confidence: with DETECTOR=yunet (the default) or dnn a score in [0, 1] that "
@@ -65,14 +72,14 @@ class FaceOut(BaseModel):
     distribution: Distribution | None = Field(None, description="omitted when include_distribution=false")
 
 
-class Timings(BaseModel):
+class Timings(Answer):
     decode: float
     detect: float
     infer: float
     total: float
 
 
-class PredictResponse(BaseModel):
+class PredictResponse(Answer):
     model: ModelRef
     image: ImageInfo
     faces: list[FaceOut]
@@ -87,7 +94,7 @@ class FuseRequest(BaseModel):
     )
 
 
-class FuseResponse(BaseModel):
+class FuseResponse(Answer):
     model: ModelRef
     frames: int = Field(description="distributions fused")
     correlation: float = Field(description="the model's fitted error correlation between frames of one person, ρ")
