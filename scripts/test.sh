@@ -25,4 +25,4 @@ pip install -q --upgrade pip
 # packages (the serving install holds app/ alone), and scripts/ and `python -m model_training` need them
 pip install -q -e ".[dev]" --config-settings editable_mode=compat
 ruff check .
-python -m pytest "$@"
+python -m pytest --durations=15 "$@"
