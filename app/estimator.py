@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
@@ -184,7 +184,33 @@ class Estimator:
         finally:
             imaging.release_memory()  # the decoded image is gone: give its pages back
 
-    def _prediction(self, image: ImageInput, detect: bool, max_faces: int, cancelled: Callable[[], bool]) -> Prediction:
+    def predictions(
+        self, images: list[ImageInput], detect: bool = True, max_faces: int = 10
+    ) -> list[Prediction | Exception]:
+        """Several images at once: each decoded and its faces found, then every face crop of them
+        through one forward. An image that cannot be read gives its exception in its place."""
+        staged: list[_Staged | Exception] = []
+        for image in images:
+            try:
+                staged.append(self._staged(image, detect, max_faces, lambda: False))
+            except Exception as exc:  # noqa: BLE001 - the caller maps each to its error
+                staged.append(exc)
+            finally:
+                imaging.release_memory()
+        found = [s for s in staged if isinstance(s, _Staged) and s.detections]
+        t = time.perf_counter()
+        if found:
+            crops = np.concatenate([s.crops for s in found])
+            probabilities, _ = self.model.predict(crops, flip=self.flip)
+        infer_ms = (time.perf_counter() - t) * 1000 / max(len(found), 1)
+        start = 0
+        for s in found:
+            s.probabilities = probabilities[start : start + len(s.detections)]
+            start += len(s.detections)
+        return [s if isinstance(s, Exception) else self._finished(s, infer_ms if s.detections else 0.0) for s in staged]
+
+    def _staged(self, image: ImageInput, detect: bool, max_faces: int, cancelled: Callable[[], bool]) -> _Staged:
+        """An image decoded, its faces found and cut: all of a prediction but the model's forward."""
         start = time.perf_counter()
         rgb = self._rgb(image)
         decoded = time.perf_counter()
@@ -193,20 +219,41 @@ class Estimator:
         detections, detect_ms = self.detections(rgb, detect, max_faces)
         if cancelled():
             raise Abandoned
-        faces: list[FaceResult] = []
-        infer_ms = 0.0
-        if detections:
-            t = time.perf_counter()
-            probabilities, _ = self.model.predict(self.crops(rgb, detections, detect), flip=self.flip)
-            infer_ms = (time.perf_counter() - t) * 1000
-            faces = [
-                FaceResult(d.box, d.score, d.landmarks, summarize(p, self.model.ages, self.interval_mass), p)
-                for d, p in zip(detections, probabilities, strict=True)
-            ]
+        crops = self.crops(rgb, detections, detect) if detections else None
+        return _Staged(rgb.shape[1], rgb.shape[0], detections, crops, start, (decoded - start) * 1000, detect_ms)
+
+    def _finished(self, staged: _Staged, infer_ms: float) -> Prediction:
+        faces = [
+            FaceResult(d.box, d.score, d.landmarks, summarize(p, self.model.ages, self.interval_mass), p)
+            for d, p in zip(staged.detections, staged.probabilities, strict=True)
+        ]
         timings = {
-            "decode": (decoded - start) * 1000,
-            "detect": detect_ms,
+            "decode": staged.decode_ms,
+            "detect": staged.detect_ms,
             "infer": infer_ms,
-            "total": (time.perf_counter() - start) * 1000,
+            "total": (time.perf_counter() - staged.start) * 1000,
         }
-        return Prediction(rgb.shape[1], rgb.shape[0], faces, timings)
+        return Prediction(staged.width, staged.height, faces, timings)
+
+    def _prediction(self, image: ImageInput, detect: bool, max_faces: int, cancelled: Callable[[], bool]) -> Prediction:
+        staged = self._staged(image, detect, max_faces, cancelled)
+        infer_ms = 0.0
+        if staged.detections:
+            t = time.perf_counter()
+            staged.probabilities, _ = self.model.predict(staged.crops, flip=self.flip)
+            infer_ms = (time.perf_counter() - t) * 1000
+        return self._finished(staged, infer_ms)
+
+
+@dataclass
+class _Staged:
+    """An image ready for the model: its size, faces and crops, and the times so far."""
+
+    width: int
+    height: int
+    detections: list[Detection]
+    crops: np.ndarray | None
+    start: float
+    decode_ms: float
+    detect_ms: float
+    probabilities: np.ndarray = field(default_factory=lambda: np.zeros((0, 0), np.float32))

@@ -46,31 +46,55 @@ def files_in(paths: list[Path], recursive: bool) -> Iterator[Path]:
             yield path  # a missing file becomes an error row
 
 
+def error_row(path: Path | str, exc: Exception) -> dict:
+    """The one row of a file that cannot be read: the API's error code and sentence."""
+    from app.imaging import ImageError
+
+    if isinstance(exc, ImageError):
+        return {"file": str(path), "error": exc.error, "detail": exc.detail}
+    if isinstance(exc, OSError):
+        return {"file": str(path), "error": "unreadable_file", "detail": exc.strerror or "the file cannot be read"}
+    return {"file": str(path), "error": "internal_error", "detail": "the estimator failed on this file"}
+
+
+def answer_rows(path: Path | str, answer: dict) -> list[dict]:
+    """An image's rows from its answer: one a face (with its probabilities under "distribution"
+    when the answer has them), or one row without a face."""
+    if not answer["faces"]:
+        return [{"file": str(path)}]
+    rows = [{"file": str(path), "kind": "face", "face": i, **face_row(face)} for i, face in enumerate(answer["faces"])]
+    for row, face in zip(rows, answer["faces"], strict=True):
+        if face["distribution"] is not None:
+            row["distribution"] = face["distribution"]["probabilities"]
+    return rows
+
+
 def rows_for(
     estimator, path: Path, *, detect: bool, max_faces: int, video: dict, include_distribution: bool = False
 ) -> list[dict]:
     """The rows of one file: its faces (with `include_distribution`, each with its probabilities
     under "distribution"), or a video's people (and with video["per_frame"] their frames); one
     error row for a file that cannot be read."""
-    from app.imaging import ImageError
     from app.video import is_video
 
     try:
         if is_video(path):
             return video_rows(estimator, path, max_faces=max_faces, **video)
         answer = estimator.answer(path, detect=detect, max_faces=max_faces, include_distribution=include_distribution)
-    except ImageError as exc:
-        return [{"file": str(path), "error": exc.error, "detail": exc.detail}]
-    except OSError as exc:
-        return [{"file": str(path), "error": "unreadable_file", "detail": exc.strerror or "the file cannot be read"}]
-    except Exception:  # noqa: BLE001 - one odd file must not stop a run over thousands
-        return [{"file": str(path), "error": "internal_error", "detail": "the estimator failed on this file"}]
-    if not answer["faces"]:
-        return [{"file": str(path)}]
-    rows = [{"file": str(path), "kind": "face", "face": i, **face_row(face)} for i, face in enumerate(answer["faces"])]
-    if include_distribution:
-        for row, face in zip(rows, answer["faces"], strict=True):
-            row["distribution"] = face["distribution"]["probabilities"]
+    except Exception as exc:  # noqa: BLE001 - one odd file must not stop a run over thousands
+        return [error_row(path, exc)]
+    return answer_rows(path, answer)
+
+
+def image_rows(estimator, paths: list[Path], *, detect: bool, max_faces: int) -> list[list[dict]]:
+    """The rows of several images (not videos), their faces through one forward
+    (Estimator.predictions), each face with its distribution."""
+    rows = []
+    for path, prediction in zip(paths, estimator.predictions(paths, detect, max_faces), strict=True):
+        if isinstance(prediction, Exception):
+            rows.append([error_row(path, prediction)])
+        else:
+            rows.append(answer_rows(path, estimator.answer_from(prediction, include_distribution=True)))
     return rows
 
 

@@ -53,3 +53,14 @@ def test_bad_input_raises_the_api_error_or_says_what_an_array_must_be(estimator)
     assert err.value.error == "not_an_image"
     with pytest.raises(ValueError, match="RGB uint8"):
         estimator.answer(np.zeros((10, 10), np.float32))
+
+
+def test_several_images_through_one_forward_give_each_images_answer(tiny_model_dir, test_images):
+    one_by_one = Estimator.from_dir(tiny_model_dir, runtime="onnx")
+    paths = [test_images / "face.jpg", test_images / "cat.bmp", test_images / "grace_hopper.bmp"]
+    results = one_by_one.predictions([*paths, b"not an image"])
+    assert isinstance(results[-1], ImageError) and results[-1].error == "not_an_image"
+    for path, prediction in zip(paths, results, strict=False):
+        alone = _without_timings(one_by_one.answer(path))
+        together = _without_timings(one_by_one.answer_from(prediction))
+        assert len(together["faces"]) == len(alone["faces"]) and _same(together, alone)
