@@ -168,6 +168,17 @@ class Scorer:
         }
 
 
+def _remove_partials(out: str) -> None:
+    from pyarrow import fs
+
+    filesystem, root = _fs(out)
+    if filesystem.get_file_info(root).type == fs.FileType.NotFound:
+        return
+    for info in filesystem.get_file_info(fs.FileSelector(root)):
+        if Path(info.path).name.startswith(".partial-"):
+            filesystem.delete_file(info.path)
+
+
 def parts_of(names: list[str], size: int, first: int) -> Iterator[tuple[int, list[str]]]:
     for i in range(0, len(names), size):
         yield first + i // size, names[i : i + size]
@@ -213,9 +224,8 @@ def predict_on_ray(
     count = actors or max(1, int(ray.cluster_resources().get("CPU", 1)) // model_threads)
     remote = ray.remote(num_cpus=model_threads, max_restarts=-1, max_task_retries=-1)(Scorer)
     options = {"detect": detect, "max_faces": max_faces}
-    pool = ActorPool(
-        [remote.remote(model_dir, runtime, model_threads, options) for _ in range(min(count, len(todo)) or 1)]
-    )
+    size = min(count, -(-len(todo) // part_files)) or 1  # no more actors than parts
+    pool = ActorPool([remote.remote(model_dir, runtime, model_threads, options) for _ in range(size)])
     totals = {"files": 0, "faces": 0, "errors": 0, "skipped": len(names) - len(todo), "parts": 0}
     began = time.monotonic()
     work = parts_of(todo, part_files, first)
@@ -225,9 +235,10 @@ def predict_on_ray(
         totals["parts"] += 1
         if progress:
             progress({**totals, "total": len(todo), "seconds": time.monotonic() - began})
+    _remove_partials(out)  # left by attempts killed while writing; every part is now whole
     return {
         **totals,
-        "actors": count,
+        "actors": size,
         "startup_seconds": round(startup, 2),
         "seconds": round(time.monotonic() - began, 2),
     }
