@@ -224,6 +224,8 @@ def predict_on_ray(
     count = actors or max(1, int(ray.cluster_resources().get("CPU", 1)) // model_threads)
     remote = ray.remote(num_cpus=model_threads, max_restarts=-1, max_task_retries=-1)(Scorer)
     options = {"detect": detect, "max_faces": max_faces}
+    # parts of at most part_files inputs, and at least four a actor, so that no core idles at the end
+    part_files = max(1, min(part_files, -(-len(todo) // (4 * count))))
     size = min(count, -(-len(todo) // part_files)) or 1  # no more actors than parts
     pool = ActorPool([remote.remote(model_dir, runtime, model_threads, options) for _ in range(size)])
     totals = {"files": 0, "faces": 0, "errors": 0, "skipped": len(names) - len(todo), "parts": 0}

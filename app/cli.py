@@ -205,7 +205,12 @@ def parser() -> argparse.ArgumentParser:
         help="score on Ray: a local one, or ADDRESS (auto, ray://…)",
     )
     cluster.add_argument("--actors", type=_positive, help="actors in the pool (default: the cluster's CPUs)")
-    cluster.add_argument("--part-files", type=_positive, default=256, help="inputs per Parquet part (default 256)")
+    cluster.add_argument(
+        "--part-files",
+        type=_positive,
+        default=256,
+        help="most inputs per Parquet part (default 256; fewer to give each actor four parts)",
+    )
     cluster.add_argument("--resume", action="store_true", help="skip the inputs the parts under --out already hold")
     estimate.set_defaults(func=predict)
     return root
