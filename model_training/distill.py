@@ -27,10 +27,10 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-from app.faces.crop import crop_square, read_rgb
+from app.faces.crop import read_rgb
 from model_training.config import Augment
 from model_training.dataset import Face
-from model_training.pipeline import degrade
+from model_training.pipeline import random_crop
 
 CACHE = Path("data/distill")
 CHUNK = 1024  # faces per labelled file: the unit a stopped labelling resumes from
@@ -47,10 +47,7 @@ def augmented_view(image: np.ndarray, seed: int, augment: Augment, size: int) ->
     cameras do (pipeline's crop and `degrade`), then the flip, rotation, brightness, contrast and
     saturation that training applies, all drawn from one seeded generator: deterministic."""
     rng = np.random.default_rng(seed)
-    h, w = image.shape[:2]
-    side = min(h, w) * rng.uniform(*augment.crop_scale)
-    dx, dy = rng.uniform(-augment.crop_shift, augment.crop_shift, size=2) * min(h, w)
-    out = degrade(crop_square(image, w / 2 + dx, h / 2 + dy, side, size), rng, augment)
+    out = random_crop(image, rng, augment, size)
     if augment.flip and rng.random() < 0.5:
         out = out[:, ::-1]
     out = out.astype(np.float32)

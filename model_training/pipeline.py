@@ -24,7 +24,11 @@ def _load(path: bytes, size: int, seed: int, augment: Augment | None) -> np.ndar
     image = read_rgb(path.decode())
     if augment is None:
         return crop_whole(image, size)
-    rng = np.random.default_rng(seed)
+    return random_crop(image, np.random.default_rng(seed), augment, size)
+
+
+def random_crop(image: np.ndarray, rng: np.random.Generator, augment: Augment, size: int) -> np.ndarray:
+    """Training's random resized square crop around the chip's centre, then `degrade`."""
     h, w = image.shape[:2]
     side = min(h, w) * rng.uniform(*augment.crop_scale)
     dx, dy = rng.uniform(-augment.crop_shift, augment.crop_shift, size=2) * min(h, w)
