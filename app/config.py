@@ -14,7 +14,7 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 from app.faces.detection import MAX_PIXELS, MIN_CONFIDENCE, MIN_FACE, YUNET_MAX_PIXELS
 from app.faces.detectors import DETECTORS
 from app.model.distribution import INTERVAL_MASS
-from app.model.model_dir import DEFAULT_RUNTIME, RUNTIMES
+from app.model.model_dir import DEFAULT_RUNTIME, PRECISIONS, RUNTIMES
 
 REPO = Path(__file__).resolve().parents[1]
 # the shipped model: in the checkout the package runs from (an editable install), else in the
@@ -54,6 +54,9 @@ class Settings(BaseSettings):
 
     model_dir: Path = Field(SHIPPED_MODEL, description="model directory to serve")
     model_runtime: Literal[tuple(RUNTIMES)] = Field(DEFAULT_RUNTIME, description="model.onnx or the SavedModel")
+    model_precision: Literal[PRECISIONS] = Field(
+        "auto", description="auto: the int8 graph where model.json says its parity passed (onnx only); float: never"
+    )
     compute_threads: int = Field(
         default_factory=_compute_threads,
         gt=0,

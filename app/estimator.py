@@ -89,7 +89,10 @@ class Estimator:
 
         cv2.setNumThreads(settings.model_threads)
         model = AgeModel(
-            model_dir or settings.model_dir, runtime=runtime or settings.model_runtime, threads=settings.model_threads
+            model_dir or settings.model_dir,
+            runtime=runtime or settings.model_runtime,
+            threads=settings.model_threads,
+            precision=settings.model_precision,
         )
         detector = make_detector(
             settings.detector,

@@ -1,4 +1,5 @@
-"""python -m model_training {index,calibrate-crop,align-faces,train,evaluate,export,set-crop}, from the repo root."""
+"""python -m model_training {index,calibrate-crop,align-faces,train,evaluate,export,quantize,set-crop}, from the
+repository's root."""
 
 from __future__ import annotations
 
@@ -16,8 +17,10 @@ warnings.filterwarnings("ignore", message="`shuffle=True` was passed")
 
 from app.faces.detectors import DETECTORS  # noqa: E402
 from model_training.dataset import DEFAULT_DATA_ROOT, DEFAULT_MANIFEST  # noqa: E402
+from model_training.quantize import PARITY_FACES  # noqa: E402
 
 CROP_HELP = "a crop calibration JSON, once per detector (default: every manifests/crop_*.json)"
+INT8_FACES_HELP = "validation faces of each source the int8 graph is checked on (default: %(default)s)"
 
 
 def _crops(paths: list[Path] | None) -> dict[str, dict]:
@@ -99,9 +102,29 @@ def cmd_export(args: argparse.Namespace) -> None:
 
     crops = _crops(args.crop)
     if len(args.run_dir) == 1:
-        export(args.run_dir[0], args.out, crops, args.version, args.name, args.calibration_faces)
+        export(args.run_dir[0], args.out, crops, args.version, args.name, args.calibration_faces, args.int8_faces)
     else:
-        export_ensemble(args.run_dir, args.out, crops, args.version, args.name or "dex-age", args.calibration_faces)
+        export_ensemble(
+            args.run_dir, args.out, crops, args.version, args.name or "dex-age", args.calibration_faces, args.int8_faces
+        )
+
+
+def cmd_quantize(args: argparse.Namespace) -> None:
+    import json
+
+    from app.model.model_dir import CARD, read_card
+    from model_training.quantize import write_int8
+
+    card = read_card(args.model_dir)
+    card["int8"] = write_int8(
+        args.model_dir,
+        args.manifest,
+        args.data_root,
+        int(card["input_size"]),
+        card["ages"],
+        parity_count=args.int8_faces,
+    )
+    (args.model_dir / CARD).write_text(json.dumps(card, indent=2) + "\n")
 
 
 def cmd_set_crop(args: argparse.Namespace) -> None:
@@ -173,7 +196,15 @@ def main(argv: list[str] | None = None) -> None:
     p.add_argument("--name", help="model name (default: the recipe's)")
     p.add_argument("--crop", type=Path, action="append", help=CROP_HELP)
     p.add_argument("--calibration-faces", type=int, help="validation faces for the temperature (default: all)")
+    p.add_argument("--int8-faces", type=int, default=PARITY_FACES, help=INT8_FACES_HELP)
     p.set_defaults(func=cmd_export)
+
+    p = sub.add_parser("quantize", help="(re)write a model directory's int8 graph and its parity on the card")
+    p.add_argument("model_dir", type=Path)
+    p.add_argument("--manifest", type=Path, default=DEFAULT_MANIFEST, help="its training and validation faces")
+    p.add_argument("--data-root", type=Path, default=DEFAULT_DATA_ROOT)
+    p.add_argument("--int8-faces", type=int, default=PARITY_FACES, help=INT8_FACES_HELP)
+    p.set_defaults(func=cmd_quantize)
 
     p = sub.add_parser("set-crop", help="replace a model directory's crops (after re-calibrating a detector)")
     p.add_argument("model_dir", type=Path)

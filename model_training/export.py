@@ -20,6 +20,7 @@ from model_training.dataset import Face, file_sha256, read_manifest
 from model_training.evaluate import compute_metrics, load_chips
 from model_training.model import build_model, ensemble, warm_start, with_temperature
 from model_training.pipeline import make_dataset
+from model_training.quantize import PARITY_FACES, write_int8
 from model_training.run_dir import MONITOR, RECORD, best_epoch, load_config, locate, read_history
 
 PARITY_TOLERANCE = 1e-5  # on probabilities; relative on the expected age
@@ -121,9 +122,12 @@ def trained_model(source: Path) -> tuple[str, Recipe, keras.Model]:
     return label, recipe, model
 
 
-def write_model_dir(model: keras.Model, out_dir: Path, recipe: Recipe, card: dict, log=print) -> None:
+def write_model_dir(
+    model: keras.Model, out_dir: Path, recipe: Recipe, card: dict, int8_faces: int = PARITY_FACES, log=print
+) -> None:
     """Write the calibrated model's SavedModel, ONNX file and card into `out_dir` (which holds its
-    training record already), then reload both runtimes and check them against Keras."""
+    training record already), reload both runtimes and check them against Keras, then quantize the
+    ONNX graph and record its parity (on `int8_faces` validation faces a source) on the card."""
     write_saved_model(model, out_dir / SAVED_MODEL, recipe.input_size)
     write_onnx(model, out_dir / ONNX, recipe.input_size)
     (out_dir / CARD).write_text(json.dumps(card, indent=2) + "\n")
@@ -138,6 +142,16 @@ def write_model_dir(model: keras.Model, out_dir: Path, recipe: Recipe, card: dic
         if diff > PARITY_TOLERANCE:
             raise RuntimeError(f"the exported {runtime} model differs from the Keras model by {diff:g}")
         log(f"exported {out_dir}: {runtime} reloaded, largest difference to Keras {diff:.1e} on {len(images)} faces")
+    card["int8"] = write_int8(
+        out_dir,
+        Path(recipe.manifest),
+        Path(recipe.data_root),
+        recipe.input_size,
+        recipe.ages,
+        parity_count=int8_faces,
+        log=log,
+    )
+    (out_dir / CARD).write_text(json.dumps(card, indent=2) + "\n")
 
 
 def _fresh(out_dir: Path) -> None:
@@ -166,10 +180,11 @@ def export(
     version: str,
     name: str | None = None,
     calibration_faces: int | None = None,
+    int8_faces: int = PARITY_FACES,
     log=print,
 ) -> dict:
     """Build the model from the run's config and best weights, calibrate its spread on the
-    validation split, write MODEL_DIR, verify it, and return the card."""
+    validation split, write MODEL_DIR, verify it, quantize it, and return the card."""
     _, recipe, model = trained_model(run_dir)
     _check_crops(recipe, crops)
     calibration = calibrate_temperature(model, recipe, calibration_faces)
@@ -181,7 +196,7 @@ def export(
     best = best_epoch(read_history(run_dir), recipe)
     validation = {"mae": float(best[MONITOR])} if best else {}
     card = model_card(name or recipe.name, version, [recipe], crops, training_record(run_dir), calibration, validation)
-    write_model_dir(model, out_dir, recipe, card, log)
+    write_model_dir(model, out_dir, recipe, card, int8_faces, log)
     return card
 
 
@@ -192,6 +207,7 @@ def export_ensemble(
     version: str,
     name: str,
     calibration_faces: int | None = None,
+    int8_faces: int = PARITY_FACES,
     log=print,
 ) -> dict:
     """Export the mean of several trained networks' distributions (model directories, run folders
@@ -227,7 +243,7 @@ def export_ensemble(
     }
     validation = validation_metrics(faces, raw, recipe, calibration["temperature"])
     card = model_card(name, version, [m for _, m, _ in members], crops, training, calibration, validation)
-    write_model_dir(model, out_dir, recipe, card, log)
+    write_model_dir(model, out_dir, recipe, card, int8_faces, log)
     return card
 
 

@@ -73,7 +73,7 @@ def tiny_model_dir(tiny_run: Path, tmp_path_factory) -> Path:
 
     crops = dict(calibrate.load(path) for path in CROPS)
     out = tmp_path_factory.mktemp("models") / "tiny"
-    export(tiny_run, out, crops, version="0.0.0-test", calibration_faces=200)
+    export(tiny_run, out, crops, version="0.0.0-test", calibration_faces=200, int8_faces=200)
     return out
 
 

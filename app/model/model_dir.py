@@ -4,6 +4,7 @@ MODEL_DIR/
   saved_model/  TF SavedModel, signature "serving_default": input "image" float32 [N, S, S, 3]
                 (RGB 0..255) → "probabilities" float32 [N, K], "expected_age" float32 [N]
   model.onnx    the same graph, inputs and outputs for ONNX Runtime (optional)
+  model.int8.onnx  its int8 graph, present where its parity with model.onnx passed (model.json "int8")
   model.json    name, version, backbone, input_size S, ages [a_0..a_{K-1}], crops (one per face
                 detector it was calibrated with: a landmark template for YuNet, a box crop for
                 the others), training, metrics
@@ -25,6 +26,7 @@ from app.model.fusion import Fusion
 CARD = "model.json"
 SAVED_MODEL = "saved_model"
 ONNX = "model.onnx"
+INT8 = "model.int8.onnx"  # the int8 graph, where its parity with model.onnx passed (model.json "int8")
 TRAINING = "training"
 REQUIRED = ("name", "version", "input_size", "ages", "crops")
 
@@ -88,14 +90,22 @@ def _tensorflow_runner(model_dir: Path, threads: int | None) -> Callable[[np.nda
     return lambda images: {k: v.numpy() for k, v in fn(image=tf.constant(images)).items()}
 
 
-def _onnx_runner(model_dir: Path, threads: int | None) -> Callable[[np.ndarray], dict]:
+def int8_passed(card: dict) -> bool:
+    """Whether the card says its int8 graph held to the float graph (model_training.quantize's rule)."""
+    return bool(card.get("int8", {}).get("passed"))
+
+
+def _onnx_runner(model_dir: Path, threads: int | None, file: str = ONNX) -> Callable[[np.ndarray], dict]:
     import onnxruntime as ort
 
-    path = model_dir / ONNX
+    path = model_dir / file
     if not path.is_file():
-        raise ModelDirError(
-            model_dir, f"{ONNX} is missing (export it, or serve the SavedModel with MODEL_RUNTIME=tensorflow)"
+        hint = (
+            "MODEL_PRECISION=float serves the float graph"
+            if file == INT8
+            else "export it, or serve the SavedModel with MODEL_RUNTIME=tensorflow"
         )
+        raise ModelDirError(model_dir, f"{file} is missing ({hint})")
     options = ort.SessionOptions()
     if threads:
         options.intra_op_num_threads = threads
@@ -103,33 +113,42 @@ def _onnx_runner(model_dir: Path, threads: int | None) -> Callable[[np.ndarray],
     try:
         session = ort.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
     except Exception as exc:  # onnxruntime raises its own exception types for a damaged file
-        raise ModelDirError(model_dir, f"cannot load {ONNX} ({type(exc).__name__}: {exc})") from None
+        raise ModelDirError(model_dir, f"cannot load {file} ({type(exc).__name__}: {exc})") from None
     names = [o.name for o in session.get_outputs()]
     return lambda images: dict(zip(names, session.run(names, {"image": images}), strict=True))
 
 
 RUNTIMES = {"onnx": _onnx_runner, "tensorflow": _tensorflow_runner}  # the first is the default
 DEFAULT_RUNTIME = next(iter(RUNTIMES))
+PRECISIONS = ("auto", "float")  # auto: int8 where it passed (ONNX Runtime only); float: never int8
 
 
 class AgeModel:
     """A loaded model directory: the card, the crop, and a `predict` on batches of face crops.
 
     `runtime` is "onnx" (model.onnx under ONNX Runtime, the default: the serving install has no
-    other) or "tensorflow" (the SavedModel); `threads` bounds the runtime's intra-op threads (None: its default).
+    other) or "tensorflow" (the SavedModel); `threads` bounds the runtime's intra-op threads (None: its
+    default); `precision` "auto" serves the int8 graph where the card says it passed (ONNX Runtime
+    only), "float" never does. `self.precision` says which graph runs: "int8" or "float".
     """
 
-    def __init__(self, model_dir: Path, runtime: str = DEFAULT_RUNTIME, threads: int | None = None) -> None:
+    def __init__(
+        self, model_dir: Path, runtime: str = DEFAULT_RUNTIME, threads: int | None = None, precision: str = "auto"
+    ) -> None:
         if runtime not in RUNTIMES:
             raise ValueError(f"unknown runtime {runtime!r}: use one of {sorted(RUNTIMES)}")
+        if precision not in PRECISIONS:
+            raise ValueError(f"unknown precision {precision!r}: use one of {list(PRECISIONS)}")
         self.path = Path(model_dir)
         self.runtime = runtime
         self.card = read_card(self.path)
+        int8 = runtime == "onnx" and precision == "auto" and int8_passed(self.card)
+        self.precision = "int8" if int8 else "float"
         self.input_size = int(self.card["input_size"])
         self.ages = np.asarray(self.card["ages"], dtype=np.float32)
         self.crops = {name: spec_from_dict(spec) for name, spec in self.card["crops"].items()}
         self.fusion = Fusion.from_card(self.card)  # how one person's frames are fused (scripts/fit_fusion.py)
-        self._run = RUNTIMES[runtime](self.path, threads)
+        self._run = _onnx_runner(self.path, threads, INT8) if int8 else RUNTIMES[runtime](self.path, threads)
         try:
             probabilities, _ = self.predict(np.zeros((1, self.input_size, self.input_size, 3), np.float32))
         except Exception as exc:

@@ -42,6 +42,7 @@ def _load(app: FastAPI, settings: Settings) -> None:
     app.state.runtime = {
         "runtime": settings.model_runtime,
         "runtime_version": _runtime_version(settings.model_runtime),
+        "precision": estimator.model.precision,  # int8 where the card says it passed, unless MODEL_PRECISION=float
         "opencv": cv2.__version__,
         "python": platform.python_version(),
         "model_dir": settings.model_dir.name,  # the folder's name: the host's paths are not the client's business

@@ -50,7 +50,7 @@ def test_saved_model_signature_and_parity_with_keras(tiny_run, tiny_model_dir, u
     temperature = json.loads((tiny_model_dir / "model.json").read_text())["calibration"]["temperature"]
     calibrated_model = with_temperature(keras_model, temperature, tiny_recipe.ages, tiny_recipe.smoothing_kernel())
     want = calibrated_model(x, training=False)
-    p, age = AgeModel(tiny_model_dir).predict(x)
+    p, age = AgeModel(tiny_model_dir, precision="float").predict(x)
     np.testing.assert_allclose(p, want["probabilities"], atol=1e-5)
     np.testing.assert_allclose(age, want["expected_age"], atol=1e-4)
     np.testing.assert_allclose(p.sum(axis=1), 1, atol=1e-5)
@@ -66,12 +66,14 @@ def test_export_with_output_smoothing_runs_alike_in_both_runtimes(tiny_run, utkf
     config = json.loads((run / "config.json").read_text())
     (run / "config.json").write_text(json.dumps({**config, "smooth_sigma": 1.0, "smooth_sigma_per_year": 0.05}))
     crops = {"dnn": json.loads((MANIFEST.parent / "crop_dnn.json").read_text())}
-    card = export(run, tmp_path / "smoothed", crops, version="0.0.0-test", calibration_faces=64, log=lambda m: None)
+    card = export(
+        run, tmp_path / "smoothed", crops, version="0.0.0-test", calibration_faces=64, int8_faces=64, log=lambda m: None
+    )
     assert card["calibration"]["smoothing"]["sigma_per_year"] == 0.05
     faces = read_manifest(MANIFEST, "test")[:6]
     x = np.stack([crop_whole(read_rgb(str(utkface_dir / f.path)), 64) for f in faces]).astype("float32")
     p_tf, _ = AgeModel(tmp_path / "smoothed", runtime="tensorflow").predict(x)
-    p_onnx, _ = AgeModel(tmp_path / "smoothed", runtime="onnx").predict(x)
+    p_onnx, _ = AgeModel(tmp_path / "smoothed", runtime="onnx", precision="float").predict(x)
     np.testing.assert_allclose(p_tf, p_onnx, atol=1e-4)  # the smoothing converts to ONNX as it runs in TF
     np.testing.assert_allclose(p_tf.sum(axis=1), 1, atol=1e-5)
 
@@ -135,6 +137,8 @@ def test_an_ensemble_exports_as_one_graph_of_its_members_mean(tiny_run, tiny_mod
             "0.0.0-test",
             "--calibration-faces",
             "64",
+            "--int8-faces",
+            "64",
             *crops,
         ]
     )  # noqa: E501
@@ -154,7 +158,7 @@ def test_an_ensemble_exports_as_one_graph_of_its_members_mean(tiny_run, tiny_mod
     assert np.abs(raw[0] - raw[1]).max() > 1e-3  # two networks that answer differently
     want = calibrated(np.mean(raw, axis=0), card["calibration"]["temperature"], recipe.smoothing_kernel())
     for runtime in ("tensorflow", "onnx"):
-        p, age = AgeModel(out, runtime=runtime).predict(x)
+        p, age = AgeModel(out, runtime=runtime, precision="float").predict(x)
         np.testing.assert_allclose(p, want, atol=1e-4)
         np.testing.assert_allclose(age, want @ np.array(recipe.ages), rtol=1e-4)
     with pytest.raises(ValueError, match="ensemble"):  # its members are what runs are compared with

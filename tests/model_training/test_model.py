@@ -105,7 +105,7 @@ def test_warm_start_from_a_model_directory_reproduces_its_answers(tiny_recipe, t
     card = json.loads((tiny_model_dir / "model.json").read_text())
     faces = read_manifest(MANIFEST, "val")[:6]
     x = np.stack([crop_whole(read_rgb(str(utkface_dir / f.path)), 64) for f in faces]).astype("float32")
-    want, _ = AgeModel(tiny_model_dir).predict(x)
+    want, _ = AgeModel(tiny_model_dir, precision="float").predict(x)
     kernel = tiny_recipe.smoothing_kernel()
     got = with_temperature(model, card["calibration"]["temperature"], tiny_recipe.ages, kernel)(x, training=False)
     np.testing.assert_allclose(got["probabilities"], want, atol=1e-5)

@@ -34,7 +34,7 @@ def test_onnx_and_tensorflow_runtimes_agree_on_real_faces(tiny_model_dir, utkfac
     faces = read_manifest(MANIFEST, "val")[:16]
     x = np.stack([crop_whole(read_rgb(str(utkface_dir / f.path)), 64) for f in faces]).astype("float32")
     p_tf, age_tf = AgeModel(tiny_model_dir, runtime="tensorflow").predict(x)
-    p_onnx, age_onnx = AgeModel(tiny_model_dir, runtime="onnx", threads=1).predict(x)
+    p_onnx, age_onnx = AgeModel(tiny_model_dir, runtime="onnx", threads=1, precision="float").predict(x)
     np.testing.assert_allclose(p_onnx, p_tf, atol=1e-4)
     np.testing.assert_allclose(age_onnx, age_tf, atol=1e-3)
 
@@ -46,7 +46,7 @@ def test_onnx_runtime_without_model_onnx_is_a_clear_error(tiny_model_dir, tmp_pa
     shutil.copytree(tiny_model_dir, copy)
     (copy / "model.onnx").unlink()
     with pytest.raises(ModelDirError, match="model.onnx is missing"):
-        AgeModel(copy, runtime="onnx")
+        AgeModel(copy, runtime="onnx", precision="float")
 
 
 def test_flip_averages_the_crop_and_its_mirror(tiny_model_dir, utkface_dir):
