@@ -116,13 +116,12 @@ def cmd_quantize(args: argparse.Namespace) -> None:
     from model_training.quantize import write_int8
 
     card = read_card(args.model_dir)
+    training = card.get("training", {})
+    recipe = training["members"][0]["training"]["recipe"] if "members" in training else training.get("recipe", {})
+    manifest = args.manifest or Path(recipe.get("manifest", DEFAULT_MANIFEST))
+    data_root = args.data_root or Path(recipe.get("data_root", DEFAULT_DATA_ROOT))
     card["int8"] = write_int8(
-        args.model_dir,
-        args.manifest,
-        args.data_root,
-        int(card["input_size"]),
-        card["ages"],
-        parity_count=args.int8_faces,
+        args.model_dir, manifest, data_root, int(card["input_size"]), card["ages"], parity_count=args.int8_faces
     )
     (args.model_dir / CARD).write_text(json.dumps(card, indent=2) + "\n")
 
@@ -201,8 +200,8 @@ def main(argv: list[str] | None = None) -> None:
 
     p = sub.add_parser("quantize", help="(re)write a model directory's int8 graph and its parity on the card")
     p.add_argument("model_dir", type=Path)
-    p.add_argument("--manifest", type=Path, default=DEFAULT_MANIFEST, help="its training and validation faces")
-    p.add_argument("--data-root", type=Path, default=DEFAULT_DATA_ROOT)
+    p.add_argument("--manifest", type=Path, help="its training and validation faces (default: its recipe's)")
+    p.add_argument("--data-root", type=Path, help="default: its recipe's")
     p.add_argument("--int8-faces", type=int, default=PARITY_FACES, help=INT8_FACES_HELP)
     p.set_defaults(func=cmd_quantize)
 

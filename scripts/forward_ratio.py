@@ -5,7 +5,10 @@ performance.md, 6 December), the ratio of two such runs drifts with it. Here the
 turns, one face each round, on one ONNX Runtime thread, and the ratio is the median over rounds of
 each round's ratio: a slow minute slows both sides of it.
 
-    python scripts/forward_ratio.py models/dex-mobilenet_v2 models/dex-age
+A model is MODEL_DIR, served as the service serves it (its int8 graph where its card says that
+passed), or MODEL_DIR:float, its float graph (MODEL_PRECISION=float).
+
+    python scripts/forward_ratio.py models/dex-mobilenet_v2:float models/dex-mobilenet_v2 models/dex-age
 """
 
 from __future__ import annotations
@@ -22,10 +25,13 @@ from app.model.model_dir import AgeModel, ModelDirError
 WARMUP = 10
 
 
-def interleaved(model_dirs: list[Path], rounds: int, seed: int = 0) -> list[dict]:
+def interleaved(model_dirs: list[str], rounds: int, seed: int = 0) -> list[dict]:
     """Per model: median and 10th-percentile ms of one face, and the median per-round ratio to the first.
     Each model runs as the service runs it (AgeModel.predict, ONNX Runtime, one thread)."""
-    models = [AgeModel(d, runtime="onnx", threads=1) for d in model_dirs]
+    models = []
+    for spec in model_dirs:
+        path, _, precision = str(spec).partition(":")
+        models.append(AgeModel(Path(path), runtime="onnx", threads=1, precision=precision or "auto"))
     sizes = {m.input_size for m in models}
     if len(sizes) != 1:
         raise SystemExit(f"the models take different input sizes {sorted(sizes)}: compare like with like")
@@ -51,13 +57,13 @@ def interleaved(model_dirs: list[Path], rounds: int, seed: int = 0) -> list[dict
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("model_dirs", type=Path, nargs="+", help="the first is the reference")
+    parser.add_argument("model_dirs", nargs="+", help="MODEL_DIR or MODEL_DIR:float; the first is the reference")
     parser.add_argument("--rounds", type=int, default=140)
     parser.add_argument("--json", type=Path, help="also write the figures here")
     args = parser.parse_args()
     try:
         rows = interleaved(args.model_dirs, args.rounds)
-    except ModelDirError as exc:
+    except (ModelDirError, ValueError) as exc:
         raise SystemExit(str(exc)) from None
     print("| model | median ms | 10th percentile ms | times the first (median per round) |\n|---|---:|---:|---:|")
     for row in rows:

@@ -94,7 +94,13 @@ def tilts() -> None:
     print("| landmarks | " + " | ".join(f"{a}°, face {f}" for a in (20, 30) for f in ("≈200 px", "≈60 px")) + " | "
           + " | ".join(f"{n} ms" for n in canvases) + " |")  # fmt: skip
     print("|---|" + "---:|" * (4 + len(canvases)))
-    for label, detector in (("second look (default)", YuNetDetector()), ("one pass", WithoutLook())):
+    looks = [("second look (default)", YuNetDetector()), ("one pass", WithoutLook())]
+    for face, context in ((144, 1.4), (144, 4 / 3)):  # the look's face size and context (192 px: 32 divides it)
+        if (face, context) != (YuNetDetector.LANDMARK_FACE, YuNetDetector.LANDMARK_CONTEXT):
+            variant = YuNetDetector()
+            variant.LANDMARK_FACE, variant.LANDMARK_CONTEXT = face, context
+            looks.append((f"look at {face} px × {context}", variant))
+    for label, detector in looks:
         cells = []
         for angle in (20, 30):
             rotated = cv2.warpAffine(

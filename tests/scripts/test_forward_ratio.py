@@ -25,6 +25,14 @@ def test_the_first_model_is_the_unit(tiny_model_dir, tmp_path):
     assert result.stdout.count(f"| {tiny_model_dir} |") == 2
 
 
+def test_a_float_suffix_times_the_float_graph(tiny_model_dir, tmp_path):
+    out = tmp_path / "ratio.json"
+    result = run(f"{tiny_model_dir}:float", str(tiny_model_dir), "--rounds", "5", "--json", str(out))
+    assert result.returncode == 0, result.stderr[-2000:]
+    assert [r["model"] for r in json.loads(out.read_text())] == [f"{tiny_model_dir}:float", str(tiny_model_dir)]
+    assert "unknown precision 'int4'" in run(f"{tiny_model_dir}:int4", "--rounds", "2").stderr
+
+
 def test_models_of_different_input_sizes_are_refused(tiny_model_dir):
     result = run(str(tiny_model_dir), str(REPO / "models" / "dex-mobilenet_v2"), "--rounds", "2")
     assert result.returncode != 0 and "different input sizes" in result.stderr
