@@ -11,7 +11,7 @@ from app.imaging import ImageError, decode
 
 @pytest.fixture(scope="module")
 def estimator(tiny_model_dir) -> Estimator:
-    return Estimator.from_dir(tiny_model_dir, runtime="tensorflow")  # the runtime the `service` fixture uses
+    return Estimator.from_dir(tiny_model_dir)  # as the `service` fixture serves it: the defaults
 
 
 def _without_timings(answer: dict) -> dict:

@@ -160,7 +160,7 @@ def single_batch_model(tiny_model_dir, tmp_path):
 
 def test_failure_inside_inference_is_a_json_500_and_the_next_request_works(single_batch_model, test_images, tmp_path):
     log = tmp_path / "service.log"
-    svc = start_service(single_batch_model, log, MODEL_RUNTIME="onnx")
+    svc = start_service(single_batch_model, log, MODEL_RUNTIME="onnx", MODEL_PRECISION="float")  # model.onnx
     try:
         wait_ready(svc)
         four = httpx.post(svc.url + "/predict", files={"file": ("f.jpg", (test_images / "face.jpg").read_bytes())})
