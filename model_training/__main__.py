@@ -110,20 +110,9 @@ def cmd_export(args: argparse.Namespace) -> None:
 
 
 def cmd_quantize(args: argparse.Namespace) -> None:
-    import json
+    from model_training.quantize import record_int8
 
-    from app.model.model_dir import CARD, read_card
-    from model_training.quantize import write_int8
-
-    card = read_card(args.model_dir)
-    training = card.get("training", {})
-    recipe = training["members"][0]["training"]["recipe"] if "members" in training else training.get("recipe", {})
-    manifest = args.manifest or Path(recipe.get("manifest", DEFAULT_MANIFEST))
-    data_root = args.data_root or Path(recipe.get("data_root", DEFAULT_DATA_ROOT))
-    card["int8"] = write_int8(
-        args.model_dir, manifest, data_root, int(card["input_size"]), card["ages"], parity_count=args.int8_faces
-    )
-    (args.model_dir / CARD).write_text(json.dumps(card, indent=2) + "\n")
+    record_int8(args.model_dir, args.manifest, args.data_root, parity_count=args.int8_faces)
 
 
 def cmd_set_crop(args: argparse.Namespace) -> None:

@@ -23,8 +23,8 @@ import numpy as np
 import onnx
 
 from app.model.distribution import INTERVAL_MASS, covered
-from app.model.model_dir import INT8, ONNX
-from model_training.dataset import Face, read_manifest
+from app.model.model_dir import CARD, INT8, ONNX, onnx_session, read_card
+from model_training.dataset import DEFAULT_DATA_ROOT, DEFAULT_MANIFEST, Face, read_manifest
 from model_training.evaluate import load_chips
 
 PARITY = {"mae": 0.05, "interval_coverage": 0.01}  # largest change per source for int8 to be served
@@ -98,42 +98,43 @@ class _Faces:
         return next(self._batches, None)
 
 
-def quantized(float_path: Path, out_path: Path, images: np.ndarray, calibration: str, float_convs: int) -> None:
-    """Write the int8 graph of `float_path` to `out_path`, calibrated on `images`."""
-    from onnxruntime.quantization import CalibrationMethod, QuantFormat, QuantType, quantize_static
+def prepared(float_path: Path, out_path: Path) -> onnx.ModelProto:
+    """The float graph as quantization takes it (batch norms folded into the convolutions, shapes
+    inferred), written to `out_path` and returned: what float_only_nodes names nodes of."""
     from onnxruntime.quantization.shape_inference import quant_pre_process
+
+    quant_pre_process(str(float_path), str(out_path), skip_symbolic_shape=True)
+    return onnx.load(str(out_path))
+
+
+def quantized(
+    prepared_path: Path, out_path: Path, images: np.ndarray, calibration: str, float_nodes: list[str]
+) -> None:
+    """Write the int8 graph of a prepared graph to `out_path`, calibrated on `images`, the nodes
+    named in `float_nodes` kept float."""
+    from onnxruntime.quantization import CalibrationMethod, QuantFormat, QuantType, quantize_static
 
     method = {
         "minmax": CalibrationMethod.MinMax,
         "percentile": CalibrationMethod.Percentile,
         "entropy": CalibrationMethod.Entropy,
     }[calibration]
-    with tempfile.TemporaryDirectory() as tmp:
-        prepared = Path(tmp) / "prepared.onnx"  # batch norms folded into the convolutions, shapes inferred
-        quant_pre_process(str(float_path), str(prepared), skip_symbolic_shape=True)
-        quantize_static(
-            str(prepared),
-            str(out_path),
-            _Faces(images),
-            quant_format=QuantFormat.QDQ,
-            per_channel=True,
-            activation_type=QuantType.QUInt8,
-            weight_type=QuantType.QInt8,
-            calibrate_method=method,
-            nodes_to_exclude=float_only_nodes(onnx.load(str(prepared)), float_convs),
-            extra_options={"CalibTensorRangeSymmetric": False},
-        )
+    quantize_static(
+        str(prepared_path),
+        str(out_path),
+        _Faces(images),
+        quant_format=QuantFormat.QDQ,
+        per_channel=True,
+        activation_type=QuantType.QUInt8,
+        weight_type=QuantType.QInt8,
+        calibrate_method=method,
+        nodes_to_exclude=float_nodes,
+        extra_options={"CalibTensorRangeSymmetric": False},
+    )
 
 
-def _session(path: Path):
-    import onnxruntime as ort
-
-    options = ort.SessionOptions()
-    options.intra_op_num_threads, options.inter_op_num_threads = 1, 1
-    return ort.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
-
-
-def _probabilities(session, images: np.ndarray, batch: int = 32) -> np.ndarray:
+def probabilities_of(session, images: np.ndarray, batch: int = 32) -> np.ndarray:
+    """A session's probabilities for `images`, a batch at a time."""
     return np.concatenate(
         [session.run(["probabilities"], {"image": images[i : i + batch]})[0] for i in range(0, len(images), batch)]
     )
@@ -201,35 +202,39 @@ def write_int8(
     calibration = load_chips(calibration_faces(manifest, calibration_count), data_root, input_size)
     faces = parity_faces(manifest, parity_count)
     images = load_chips(faces, data_root, input_size)
-    float_session = _session(model_dir / ONNX)
-    float_probabilities = _probabilities(float_session, images).astype(np.float64)
+    float_session = onnx_session(model_dir / ONNX, threads=1)
+    float_probabilities = probabilities_of(float_session, images).astype(np.float64)
     attempts = []
     out_path = model_dir / INT8
-    for attempt in ATTEMPTS:
-        quantized(model_dir / ONNX, out_path, calibration, **attempt)
-        int8_session = _session(out_path)
-        per_source = parity(
-            float_probabilities, _probabilities(int8_session, images).astype(np.float64), faces, ages_array
-        )
-        speed = seconds_per_face({"float": float_session, "int8": int8_session}, images[:16])
-        record = {
-            **attempt,
-            "passed": passes(per_source),
-            "sources": per_source,
-            "ms_per_face_float": round(speed["float"] * 1000, 2),
-            "ms_per_face_int8": round(speed["int8"] * 1000, 2),
-            "speed_ratio": round(speed["int8"] / speed["float"], 3),
-        }
-        attempts.append(record)
-        log(
-            f"int8 {attempt}: "
-            + ", ".join(f"{s} MAE {r['mae_float']:.3f}→{r['mae_int8']:.3f}" for s, r in per_source.items())
-            + f", {record['speed_ratio']:.2f}× the float time: {'passed' if record['passed'] else 'failed'}"
-        )
-        if record["passed"]:
-            break
-    else:
-        out_path.unlink()
+    with tempfile.TemporaryDirectory() as tmp:
+        prepared_path = Path(tmp) / "prepared.onnx"
+        graph = prepared(model_dir / ONNX, prepared_path)
+        for attempt in ATTEMPTS:
+            float_nodes = float_only_nodes(graph, attempt["float_convs"])
+            quantized(prepared_path, out_path, calibration, attempt["calibration"], float_nodes)
+            int8_session = onnx_session(out_path, threads=1)
+            per_source = parity(
+                float_probabilities, probabilities_of(int8_session, images).astype(np.float64), faces, ages_array
+            )
+            speed = seconds_per_face({"float": float_session, "int8": int8_session}, images[:16])
+            record = {
+                **attempt,
+                "passed": passes(per_source),
+                "sources": per_source,
+                "ms_per_face_float": round(speed["float"] * 1000, 2),
+                "ms_per_face_int8": round(speed["int8"] * 1000, 2),
+                "speed_ratio": round(speed["int8"] / speed["float"], 3),
+            }
+            attempts.append(record)
+            log(
+                f"int8 {attempt}: "
+                + ", ".join(f"{s} MAE {r['mae_float']:.3f}→{r['mae_int8']:.3f}" for s, r in per_source.items())
+                + f", {record['speed_ratio']:.2f}× the float time: {'passed' if record['passed'] else 'failed'}"
+            )
+            if record["passed"]:
+                break
+        else:
+            out_path.unlink()
     return {
         "method": "ONNX Runtime static quantization: QDQ, per-channel int8 weights, uint8 activations; the backbone "
         "only (from the global pooling on, float), its first float_convs convolutions float too",
@@ -241,3 +246,35 @@ def write_int8(
         "attempts": attempts,
         "speed": "one face at a time on one thread, median of alternating rounds with the float graph",
     }
+
+
+def record_int8(
+    model_dir: Path,
+    manifest: Path | None = None,
+    data_root: Path | None = None,
+    parity_count: int = PARITY_FACES,
+    log: Callable[[str], None] = print,
+) -> dict:
+    """(Re)quantize an exported model directory and write the record on its card: the faces are its
+    recipe's (an ensemble's first member's) unless `manifest` and `data_root` say otherwise."""
+    import json
+
+    card = read_card(model_dir)
+    training = card.get("training", {})
+    recipe = training["members"][0]["training"]["recipe"] if "members" in training else training.get("recipe", {})
+    manifest = manifest or Path(recipe.get("manifest", DEFAULT_MANIFEST))
+    data_root = data_root or Path(recipe.get("data_root", DEFAULT_DATA_ROOT))
+    for what, path in (("manifest", manifest), ("data root", data_root)):
+        if not path.exists():  # a card names a folder outside the repository by its name only
+            raise FileNotFoundError(f"{model_dir}'s recipe names the {what} {path}, which is not here: give it")
+    card["int8"] = write_int8(
+        Path(model_dir),
+        manifest,
+        data_root,
+        int(card["input_size"]),
+        card["ages"],
+        parity_count=parity_count,
+        log=log,
+    )
+    (Path(model_dir) / CARD).write_text(json.dumps(card, indent=2) + "\n")
+    return card

@@ -17,7 +17,7 @@ import numpy as np
 from app import imaging
 from app.config import SHIPPED_MODEL, Settings
 from app.estimator import Estimator
-from app.model.model_dir import ONNX, AgeModel
+from app.model.model_dir import ONNX, AgeModel, onnx_session
 from harness.loadgen import REPO, load, rss_mb, start_service, stop, wait_ready
 from harness.photos import median_ms, photos
 from model_training.dataset import DEFAULT_DATA_ROOT, DEFAULT_MANIFEST, read_manifest
@@ -50,12 +50,7 @@ def forward(model: AgeModel, repeats: int) -> dict:
 
 
 def bare_onnx(model_dir: Path, size: int, threads: int | None, repeats: int) -> float:
-    import onnxruntime as ort
-
-    options = ort.SessionOptions()
-    if threads:
-        options.intra_op_num_threads, options.inter_op_num_threads = threads, 1
-    session = ort.InferenceSession(str(model_dir / ONNX), options, providers=["CPUExecutionProvider"])
+    session = onnx_session(model_dir / ONNX, threads)
     x = np.zeros((1, size, size, 3), np.float32)
     session.run(None, {"image": x})
     return median_ms(lambda: session.run(None, {"image": x}), repeats)

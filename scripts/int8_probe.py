@@ -14,8 +14,16 @@ from pathlib import Path
 import numpy as np
 import onnx
 
+from app.model.model_dir import onnx_session
 from model_training.evaluate import load_chips
-from model_training.quantize import _probabilities, _session, calibration_faces, float_only_nodes, parity_faces
+from model_training.quantize import (
+    calibration_faces,
+    float_only_nodes,
+    parity_faces,
+    prepared,
+    probabilities_of,
+    quantized,
+)
 
 
 def variants(model: onnx.ModelProto) -> dict[str, list[str]]:
@@ -45,11 +53,6 @@ def variants(model: onnx.ModelProto) -> dict[str, list[str]]:
 
 
 def main() -> None:
-    from onnxruntime.quantization import CalibrationMethod, QuantFormat, QuantType, quantize_static
-    from onnxruntime.quantization.shape_inference import quant_pre_process
-
-    from model_training.quantize import _Faces
-
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("onnx_file", type=Path)
     parser.add_argument("--faces", type=int, default=200, help="validation faces a source")
@@ -59,25 +62,20 @@ def main() -> None:
     parser.add_argument("--variants", nargs="+", default=["none", "depthwise", "first1", "first2", "first6"])
     args = parser.parse_args()
     tmp = Path(tempfile.mkdtemp())
-    prepared, quantized = tmp / "prepared.onnx", tmp / "int8.onnx"
-    quant_pre_process(str(args.onnx_file), str(prepared), skip_symbolic_shape=True)
-    model = onnx.load(str(prepared))
+    prepared_path, int8_path = tmp / "prepared.onnx", tmp / "int8.onnx"
+    model = prepared(args.onnx_file, prepared_path)
     ages = np.arange(101.0)
     calibration = load_chips(calibration_faces(args.manifest, 200), args.data_root, args.size)
     faces = parity_faces(args.manifest, args.faces)
     images = load_chips(faces, args.data_root, args.size)
     sources = np.array([f.source for f in faces])
-    float_age = _probabilities(_session(prepared), images) @ ages
+    float_age = probabilities_of(onnx_session(prepared_path, threads=1), images) @ ages
     kept = variants(model)
     print("| kept float (beyond the head) | nodes | " + " | ".join(f"{s} mean abs Δ age" for s in sorted(set(sources))))
     print("|---|---:|" + "---:|" * len(set(sources)))
     for name in args.variants:
-        quantize_static(
-            str(prepared), str(quantized), _Faces(calibration), quant_format=QuantFormat.QDQ, per_channel=True,
-            activation_type=QuantType.QUInt8, weight_type=QuantType.QInt8, calibrate_method=CalibrationMethod.MinMax,
-            nodes_to_exclude=float_only_nodes(model, 0) + kept[name],
-        )  # fmt: skip
-        delta = np.abs(_probabilities(_session(quantized), images) @ ages - float_age)
+        quantized(prepared_path, int8_path, calibration, "minmax", float_only_nodes(model, 0) + kept[name])
+        delta = np.abs(probabilities_of(onnx_session(int8_path, threads=1), images) @ ages - float_age)
         cells = " | ".join(f"{delta[sources == s].mean():.3f}" for s in sorted(set(sources)))
         print(f"| {name} | {len(kept[name])} | {cells} |", flush=True)
 

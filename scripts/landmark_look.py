@@ -22,12 +22,7 @@ from app.config import Settings
 from app.estimator import Estimator
 from app.faces.crop import read_rgb
 from model_training.calibrate import nearest, pad_chip
-from model_training.dataset import read_manifest
-
-SOURCES = {  # manifest, where its images are
-    "utkface": (Path("manifests/utkface.csv"), Path("../shared/data/UTKFace")),
-    "aaf": (Path("manifests/aaf.csv"), Path("data/aaf")),
-}
+from model_training.dataset import SOURCES, read_manifest
 
 
 def main() -> None:
@@ -44,7 +39,7 @@ def main() -> None:
         estimator.detector.LANDMARK_FACE, estimator.detector.LANDMARK_CONTEXT = int(face), float(context)
         estimators[variant] = estimator
     print("| source | look (face px × context) | found | MAE over found | detect ms a face |\n|---|---|---:|---:|---:|")
-    for source, (manifest, root) in SOURCES.items():
+    for source, (root, manifest) in SOURCES.items():
         faces = read_manifest(manifest, "val")[: args.limit]
         errors = {v: [] for v in estimators}
         seconds = dict.fromkeys(estimators, 0.0)

@@ -18,18 +18,13 @@ def _readme_example() -> dict:
     return json.loads(block.group(1))
 
 
-@pytest.mark.parametrize(("runtime", "precision"), [("onnx", "auto"), ("onnx", "float"), ("tensorflow", "auto")])
-def test_the_readme_example_is_the_shipped_models_answer(test_images, runtime, precision):
-    """The README shows the default (int8 where it passed); the float graph in either runtime answers
-    the same but for the age, within the card's int8 parity."""
+def test_the_readme_example_is_the_shipped_models_answer(test_images):
+    """The default's answer (the int8 graph where it passed; tests/app/model/test_shipped_models.py
+    holds the float graphs of both runtimes to it)."""
     want = _readme_example()
-    estimator = Estimator.from_dir(SHIPPED_MODEL, runtime=runtime, detector="yunet", model_precision=precision)
-    got = estimator.answer(test_images / "grace_hopper.bmp", include_distribution=False)
-    if estimator.model.precision == "float" and (SHIPPED_MODEL / "model.int8.onnx").is_file():
-        default = Estimator.from_dir(SHIPPED_MODEL, detector="yunet").answer(test_images / "grace_hopper.bmp")
-        assert abs(got["faces"][0]["age"] - default["faces"][0]["age"]) < 1.5  # years: one face, int8 against float
-        for key in ("age", "age_std", "age_interval"):  # the rest must match the README exactly
-            got["faces"][0][key] = default["faces"][0][key]
+    got = Estimator.from_dir(SHIPPED_MODEL, detector="yunet").answer(
+        test_images / "grace_hopper.bmp", include_distribution=False
+    )
     assert got["model"] == want["model"] and got["image"] == want["image"]
     assert len(got["faces"]) == len(want["faces"]) == 1
     face, shown = got["faces"][0], want["faces"][0]

@@ -95,9 +95,18 @@ def int8_passed(card: dict) -> bool:
     return bool(card.get("int8", {}).get("passed"))
 
 
-def _onnx_runner(model_dir: Path, threads: int | None, file: str = ONNX) -> Callable[[np.ndarray], dict]:
+def onnx_session(path: Path, threads: int | None = None):
+    """An ONNX Runtime session on the CPU, `threads` intra-op threads (None: its default), as serving runs one."""
     import onnxruntime as ort
 
+    options = ort.SessionOptions()
+    if threads:
+        options.intra_op_num_threads = threads
+        options.inter_op_num_threads = 1
+    return ort.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
+
+
+def _onnx_runner(model_dir: Path, threads: int | None, file: str = ONNX) -> Callable[[np.ndarray], dict]:
     path = model_dir / file
     if not path.is_file():
         hint = (
@@ -106,12 +115,8 @@ def _onnx_runner(model_dir: Path, threads: int | None, file: str = ONNX) -> Call
             else "export it, or serve the SavedModel with MODEL_RUNTIME=tensorflow"
         )
         raise ModelDirError(model_dir, f"{file} is missing ({hint})")
-    options = ort.SessionOptions()
-    if threads:
-        options.intra_op_num_threads = threads
-        options.inter_op_num_threads = 1
     try:
-        session = ort.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
+        session = onnx_session(path, threads)
     except Exception as exc:  # onnxruntime raises its own exception types for a damaged file
         raise ModelDirError(model_dir, f"cannot load {file} ({type(exc).__name__}: {exc})") from None
     names = [o.name for o in session.get_outputs()]

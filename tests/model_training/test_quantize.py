@@ -14,7 +14,7 @@ from app.faces.crop import crop_whole, read_rgb
 from app.model.model_dir import INT8, ONNX, AgeModel, ModelDirError
 from harness.data import MANIFEST
 from model_training.dataset import read_manifest
-from model_training.quantize import ATTEMPTS, PARITY, float_only_nodes, passes, quantized
+from model_training.quantize import ATTEMPTS, PARITY, float_only_nodes, passes, prepared, quantized
 
 
 def _faces(utkface_dir: Path, split: str, n: int) -> np.ndarray:
@@ -61,7 +61,9 @@ def int8_model_dir(tiny_model_dir, utkface_dir, tmp_path_factory) -> Path:
     """The tiny model with an int8 graph (quantized here, whatever its parity) that its card says passed."""
     out = tmp_path_factory.mktemp("int8") / "tiny-int8"
     shutil.copytree(tiny_model_dir, out)
-    quantized(out / ONNX, out / INT8, _faces(utkface_dir, "train", 32), "minmax", float_convs=0)
+    path = tmp_path_factory.mktemp("prepared") / "prepared.onnx"
+    graph = prepared(out / ONNX, path)
+    quantized(path, out / INT8, _faces(utkface_dir, "train", 32), "minmax", float_only_nodes(graph, float_convs=0))
     card = json.loads((out / "model.json").read_text())
     (out / "model.json").write_text(json.dumps({**card, "int8": {**card["int8"], "passed": True, "file": INT8}}))
     return out
@@ -101,3 +103,20 @@ def test_a_missing_int8_file_that_the_card_promises_is_a_clear_error(int8_model_
 def test_an_unknown_precision_is_refused(tiny_model_dir):
     with pytest.raises(ValueError, match="unknown precision 'int4'"):
         AgeModel(tiny_model_dir, precision="int4")
+
+
+def test_the_quantize_command_rewrites_the_record(tiny_model_dir, utkface_dir, tmp_path, capsys):
+    from model_training.__main__ import main
+
+    copy = tmp_path / "requantized"
+    shutil.copytree(tiny_model_dir, copy)
+    (copy / INT8).unlink(missing_ok=True)
+    card = json.loads((copy / "model.json").read_text())
+    (copy / "model.json").write_text(json.dumps({k: v for k, v in card.items() if k != "int8"}))
+    with pytest.raises(SystemExit):  # the card names ../shared/data/UTKFace by its name only
+        main(["quantize", str(copy), "--int8-faces", "20"])
+    assert "recipe names the data root UTKFace, which is not here: give it" in capsys.readouterr().err
+    main(["quantize", str(copy), "--data-root", str(utkface_dir), "--int8-faces", "20"])
+    int8 = json.loads((copy / "model.json").read_text())["int8"]
+    assert int8["attempts"][0]["sources"]["utkface"]["faces"] == 20  # the recipe's manifest, its validation faces
+    assert (copy / INT8).is_file() == int8["passed"]

@@ -34,3 +34,12 @@ def test_the_served_int8_graph_answers_as_the_float_one_on_real_faces(model_dir,
     x = np.stack([crop_whole(chip, served.input_size) for chip in val_chips(utkface_dir, 8)]).astype("float32")
     delta = np.abs(served.predict(x)[1] - float32.predict(x)[1])
     assert delta.mean() < 1.0 and delta.max() < 4.0  # years; the card's p95 over 1,000 faces a source is ~2
+
+
+@pytest.mark.parametrize("model_dir", SHIPPED, ids=lambda p: p.name)
+def test_both_runtimes_run_the_same_float_graph(model_dir, utkface_dir):
+    tf, onnx = AgeModel(model_dir, runtime="tensorflow"), AgeModel(model_dir, threads=1, precision="float")
+    x = np.stack([crop_whole(chip, onnx.input_size) for chip in val_chips(utkface_dir, 4)]).astype("float32")
+    p_tf, _ = tf.predict(x)
+    p_onnx, _ = onnx.predict(x)
+    np.testing.assert_allclose(p_onnx, p_tf, atol=1e-4)
